@@ -1,0 +1,94 @@
+"""How Plotly figures reach the reader: in the built book, in Colab, and in Jupyter.
+
+In a book build, Plotly 7 would pick its `plotly_mimetype` renderer, which myst-nb cannot
+show (the figure silently vanishes), and every built-in HTML renderer either inlines
+plotly.js (4.8 MB on every page) or loads it from a CDN. So while the book is built we
+register a renderer that emits only a ``<div>`` and its ``Plotly.newPlot`` call; the
+Sphinx extension (:mod:`attnlab.sphinxext`) serves plotly.js from the site itself, once,
+on the pages that need it. Outside a build nothing is changed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import uuid
+
+import plotly.io as pio
+from plotly.io.base_renderers import MimetypeRenderer
+
+#: Set by the Sphinx extension while the book is built; kernels inherit it.
+BOOK_BUILD_ENV = "ATTNLAB_BOOK_BUILD"
+BOOK_RENDERER = "attnlab_book"
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def building_book() -> bool:
+    """True while this kernel executes a page of the book build."""
+    return os.environ.get(BOOK_BUILD_ENV) == "1"
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    import sys
+
+    return "google.colab" in sys.modules
+
+
+class BookRenderer(MimetypeRenderer):
+    """A div plus a ``Plotly.newPlot`` call; plotly.js itself is served by the site."""
+
+    def to_mimebundle(self, fig_dict: dict) -> dict:
+        """Return the figure as an HTML fragment without plotly.js."""
+        fragment = pio.to_html(
+            fig_dict,
+            include_plotlyjs=False,
+            full_html=False,
+            config=PLOTLY_CONFIG,
+            validate=False,
+        )
+        alt = (fig_dict.get("layout", {}).get("meta") or {}).get("alt", "An interactive Plotly figure")
+        label = html.escape(str(alt), quote=True)
+        return {"text/html": f'<div class="attnlab-figure" role="figure" aria-label="{label}">{fragment}</div>'}
+
+
+def use_book_renderer_if_building() -> bool:
+    """Register the book renderer and make it the default, but only inside a book build."""
+    if BOOK_RENDERER not in pio.renderers:
+        pio.renderers[BOOK_RENDERER] = BookRenderer()
+    if not building_book():
+        return False
+    pio.renderers.default = BOOK_RENDERER
+    return True
+
+
+def standalone_html(fig, plotly_src: str) -> str:
+    """HTML that loads plotly.js from ``plotly_src`` only if the page lacks it, then draws.
+
+    Colab shows each output in its own frame; a figure shown by Plotly's own renderer
+    inside an ``ipywidgets.Output`` can run before plotly.js has loaded ("Plotly is not
+    defined"). Drawing only in the script's ``onload`` avoids that race.
+    """
+    div_id = "attnlab-" + uuid.uuid4().hex[:12]
+    figure_json = pio.to_json(fig, validate=False)
+    return f"""<div id="{div_id}"></div>
+<script>
+(function () {{
+  var figure = {figure_json};
+  var config = {json.dumps(PLOTLY_CONFIG)};
+  function draw() {{ Plotly.newPlot("{div_id}", figure.data, figure.layout, config); }}
+  if (window.Plotly) {{ draw(); return; }}
+  var script = document.createElement("script");
+  script.src = "{html.escape(plotly_src, quote=True)}";
+  script.onload = draw;
+  document.head.appendChild(script);
+}})();
+</script>"""
+
+
+def plotly_cdn_url() -> str:
+    """The CDN address of the plotly.js version that matches the installed plotly package."""
+    from plotly.offline import get_plotlyjs_version
+
+    return f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"

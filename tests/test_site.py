@@ -1,0 +1,70 @@
+"""Checks of the built site's files (no browser): every page built, nothing from a CDN."""
+
+import re
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.site
+
+CDN_HOSTS = ("cdn.", "unpkg.com", "jsdelivr", "cdnjs", "cdn.plot.ly", "googleapis", "mathjax.org")
+# Loaded resources (not links a reader may click): they must all be served by the site.
+RESOURCE = re.compile(r'<(?:script|img|iframe|source)\b[^>]*\bsrc="([^"]+)"|<link\b[^>]*\bhref="([^"]+)"')
+
+
+def toc_pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part.get("chapters", [])]
+    return files
+
+
+@pytest.fixture(scope="module")
+def pages(site) -> dict[str, str]:
+    return {name: (site / f"{name}.html").read_text(encoding="utf-8") for name in toc_pages()}
+
+
+def test_every_toc_entry_was_built(site):
+    for name in toc_pages():
+        assert (site / f"{name}.html").is_file(), name
+
+
+def test_no_resource_is_loaded_from_another_host(site):
+    for path in site.rglob("*.html"):
+        html = path.read_text(encoding="utf-8")
+        for match in RESOURCE.finditer(html):
+            url = match.group(1) or match.group(2)
+            assert not re.match(r"^(https?:)?//", url), f"{path.relative_to(site)} loads {url}"
+        for host in CDN_HOSTS:
+            assert host not in html, f"{path.relative_to(site)} names {host}"
+
+
+def test_plotly_js_only_where_a_figure_is(pages):
+    for name, html in pages.items():
+        has_figure = "plotly-graph-div" in html
+        assert ("vendor/plotly.min.js" in html) == has_figure, name
+    assert "plotly-graph-div" in pages["book/00-welcome"]
+
+
+def test_vendored_assets_are_in_the_site(site):
+    vendor = site / "_static" / "vendor"
+    for asset in ("plotly.min.js", "mathjax/tex-mml-chtml.js", "html-manager/embed.js"):
+        assert (vendor / asset).stat().st_size > 10_000, asset
+
+
+def test_pages_were_executed_without_errors(pages):
+    for name, html in pages.items():
+        assert 'class="cell_output' in html, f"{name} shows no executed output"
+        assert "Traceback" not in html and "output error" not in html, name
+
+
+def test_no_launch_button_that_cannot_work(pages):
+    for name, html in pages.items():
+        assert "launch-buttons" not in html and "colab-button" not in html, name
+
+
+def test_chapter_links_its_lab_in_colab(pages):
+    assert 'class="attnlab-colab reference external" href="https://colab.research.google.com/github/' in pages["book/00-welcome"]
