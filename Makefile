@@ -7,6 +7,9 @@ VENV ?= .venv
 #   make book TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
+# To reuse a torch you already installed outside the virtual environment:
+#   make book VENV_ARGS=--system-site-packages
+VENV_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -24,7 +27,7 @@ env: $(INSTALLED) $(NPM_INSTALLED)
 # build. An existing torch is kept, and pinned by a constraints file so that nothing
 # installed afterwards can replace it.
 $(INSTALLED): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
 	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/constraints.txt
