@@ -1,0 +1,270 @@
+"""The Transformer's building blocks, one concept per class.
+
+Every block can load the weights of PyTorch's own layer (the ``load_from_torch_*``
+functions) and then computes the same numbers; the tests prove it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnlab.attention import causal_mask, scaled_dot_product_attention
+
+
+def _combine(mask: torch.Tensor | None, causal: torch.Tensor | None) -> torch.Tensor | None:
+    """Both boolean masks (True = may attend), or whichever is given."""
+    if mask is None or causal is None:
+        return causal if mask is None else mask
+    return mask & causal
+
+
+class MultiHeadAttention(nn.Module):
+    """Project to queries, keys, values; split into heads; attend; concatenate; project out."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, fused: bool = True):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.dropout = dropout
+        self.fused = fused  # PyTorch's fused kernel unless weights are asked for
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) → (B, H, T, C/H)."""
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, C/H) → (B, T, C): the heads side by side again."""
+        batch, _, length, _ = x.shape
+        return x.transpose(1, 2).reshape(batch, length, self.n_heads * self.head_dim)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key_value: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Self-attention (``key_value=None``) or cross-attention; returns (output, per-head weights)."""
+        source = query if key_value is None else key_value
+        q = self.split_heads(self.q_proj(query))  # (B, H, T_q, hd)
+        k = self.split_heads(self.k_proj(source))  # (B, H, T_k, hd)
+        v = self.split_heads(self.v_proj(source))  # (B, H, T_k, hd)
+        causal = causal_mask(q.size(-2), device=q.device) if is_causal else None
+        dropout = self.dropout if self.training else 0.0
+        if self.fused and not need_weights:
+            if mask is None and is_causal:
+                out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            else:
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=_combine(mask, causal), dropout_p=dropout)
+            weights = None
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, _combine(mask, causal), dropout, self.training)
+        return self.out_proj(self.merge_heads(out)), weights  # (B, T_q, C), (B, H, T_q, T_k)
+
+
+class FeedForward(nn.Module):
+    """Position-wise: the same two-layer network applied to every token on its own."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu", bias: bool = True):
+        super().__init__()
+        self.expand = nn.Linear(d_model, d_ff, bias=bias)
+        self.activation = {"relu": nn.ReLU(), "gelu": nn.GELU()}[activation]
+        self.dropout = nn.Dropout(dropout)
+        self.contract = nn.Linear(d_ff, d_model, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) → (B, T, C)."""
+        return self.contract(self.dropout(self.activation(self.expand(x))))
+
+
+class TransformerBlock(nn.Module):
+    """Self-attention then feed-forward, each wrapped in a residual connection and LayerNorm.
+
+    ``norm_first=False`` is the 2017 paper's post-LN: x = LN(x + sublayer(x)).
+    ``norm_first=True`` is today's pre-LN: x = x + sublayer(LN(x)), easier to train deep.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, dropout: float = 0.0,
+                 norm_first: bool = True, activation: str = "relu", bias: bool = True,
+                 layer_norm_eps: float = 1e-5, fused: bool = True):
+        super().__init__()
+        self.norm_first = norm_first
+        self.attention = MultiHeadAttention(d_model, n_heads, dropout, bias, fused)
+        self.feed_forward = FeedForward(d_model, d_ff or 4 * d_model, dropout, activation, bias)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False,
+                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (B, T, C) → (B, T, C), and the attention weights if asked for."""
+        if self.norm_first:
+            attended, weights = self.attention(self.norm1(x), mask=mask, is_causal=is_causal, need_weights=need_weights)
+            x = x + self.dropout1(attended)
+            x = x + self.dropout2(self.feed_forward(self.norm2(x)))
+        else:
+            attended, weights = self.attention(x, mask=mask, is_causal=is_causal, need_weights=need_weights)
+            x = self.norm1(x + self.dropout1(attended))
+            x = self.norm2(x + self.dropout2(self.feed_forward(x)))
+        return x, weights
+
+
+class DecoderBlock(nn.Module):
+    """Masked self-attention, then cross-attention to the encoder's output, then feed-forward."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, dropout: float = 0.0,
+                 norm_first: bool = True, activation: str = "relu", bias: bool = True,
+                 layer_norm_eps: float = 1e-5, fused: bool = True):
+        super().__init__()
+        self.norm_first = norm_first
+        self.self_attention = MultiHeadAttention(d_model, n_heads, dropout, bias, fused)
+        self.cross_attention = MultiHeadAttention(d_model, n_heads, dropout, bias, fused)
+        self.feed_forward = FeedForward(d_model, d_ff or 4 * d_model, dropout, activation, bias)
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias) for _ in range(3))
+        self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None, is_causal: bool = True) -> torch.Tensor:
+        """x: (B, T, C) target so far; memory: (B, S, C) encoder output → (B, T, C)."""
+        def self_attend(h):
+            return self.self_attention(h, mask=self_mask, is_causal=is_causal)[0]
+
+        def cross_attend(h):
+            return self.cross_attention(h, memory, mask=memory_mask)[0]
+
+        if self.norm_first:
+            x = x + self.dropout1(self_attend(self.norm1(x)))
+            x = x + self.dropout2(cross_attend(self.norm2(x)))
+            x = x + self.dropout3(self.feed_forward(self.norm3(x)))
+        else:
+            x = self.norm1(x + self.dropout1(self_attend(x)))
+            x = self.norm2(x + self.dropout2(cross_attend(x)))
+            x = self.norm3(x + self.dropout3(self.feed_forward(x)))
+        return x
+
+
+class Encoder(nn.Module):
+    """A stack of Transformer blocks; pre-LN stacks end with one more LayerNorm."""
+
+    def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int | None = None,
+                 dropout: float = 0.0, norm_first: bool = True, **block_options):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d_model, n_heads, d_ff, dropout, norm_first, **block_options) for _ in range(n_layers)
+        )
+        self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, S, C) → (B, S, C)."""
+        for block in self.blocks:
+            x, _ = block(x, mask=mask)
+        return self.final_norm(x)
+
+
+class Decoder(nn.Module):
+    """A stack of decoder blocks; pre-LN stacks end with one more LayerNorm."""
+
+    def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int | None = None,
+                 dropout: float = 0.0, norm_first: bool = True, **block_options):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            DecoderBlock(d_model, n_heads, d_ff, dropout, norm_first, **block_options) for _ in range(n_layers)
+        )
+        self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C) and memory (B, S, C) → (B, T, C)."""
+        for block in self.blocks:
+            x = block(x, memory, self_mask=self_mask, memory_mask=memory_mask)
+        return self.final_norm(x)
+
+
+class EncoderDecoder(nn.Module):
+    """The 2017 model: embed source and target, encode the source, decode the target, predict tokens."""
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 128, n_heads: int = 4,
+                 n_layers: int = 2, d_ff: int | None = None, dropout: float = 0.1,
+                 norm_first: bool = True, max_len: int = 512):
+        super().__init__()
+        from attnlab.positional import SinusoidalPositionalEncoding
+
+        self.d_model = d_model
+        self.src_embed = nn.Embedding(src_vocab, d_model)
+        self.tgt_embed = nn.Embedding(tgt_vocab, d_model)
+        self.position = SinusoidalPositionalEncoding(d_model, max_len, dropout)
+        self.encoder = Encoder(n_layers, d_model, n_heads, d_ff, dropout, norm_first)
+        self.decoder = Decoder(n_layers, d_model, n_heads, d_ff, dropout, norm_first)
+        self.generator = nn.Linear(d_model, tgt_vocab)
+
+    def embed(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) → embeddings scaled by √d_model plus positions (B, T, C)."""
+        return self.position(table(ids) * math.sqrt(self.d_model))
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Source ids (B, S) → memory (B, S, C)."""
+        return self.encoder(self.embed(self.src_embed, src), mask=src_mask)
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Source (B, S) and target so far (B, T) → next-token logits (B, T, tgt_vocab).
+
+        ``src_mask`` (B, 1, 1, S) marks real source tokens (see :func:`attnlab.attention.padding_mask`).
+        """
+        memory = self.encode(src, src_mask)
+        hidden = self.decoder(self.embed(self.tgt_embed, tgt), memory, memory_mask=src_mask)
+        return self.generator(hidden)
+
+
+# ------------------------------------------------ loading PyTorch's own layers' weights
+
+
+@torch.no_grad()
+def load_from_torch_mha(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> MultiHeadAttention:
+    """Copy an ``nn.MultiheadAttention``'s weights (packed q/k/v) into ours."""
+    for proj, weight in zip((ours.q_proj, ours.k_proj, ours.v_proj), theirs.in_proj_weight.chunk(3)):
+        proj.weight.copy_(weight)
+    if theirs.in_proj_bias is not None:
+        for proj, bias in zip((ours.q_proj, ours.k_proj, ours.v_proj), theirs.in_proj_bias.chunk(3)):
+            proj.bias.copy_(bias)
+    ours.out_proj.load_state_dict(theirs.out_proj.state_dict())
+    return ours
+
+
+@torch.no_grad()
+def _load_feed_forward(ours: FeedForward, theirs: nn.Module) -> None:
+    ours.expand.load_state_dict(theirs.linear1.state_dict())
+    ours.contract.load_state_dict(theirs.linear2.state_dict())
+
+
+@torch.no_grad()
+def load_from_torch_encoder_layer(ours: TransformerBlock, theirs: nn.TransformerEncoderLayer) -> TransformerBlock:
+    """Copy an ``nn.TransformerEncoderLayer``'s weights into a block built with the same sizes."""
+    load_from_torch_mha(ours.attention, theirs.self_attn)
+    _load_feed_forward(ours.feed_forward, theirs)
+    ours.norm1.load_state_dict(theirs.norm1.state_dict())
+    ours.norm2.load_state_dict(theirs.norm2.state_dict())
+    return ours
+
+
+@torch.no_grad()
+def load_from_torch_decoder_layer(ours: DecoderBlock, theirs: nn.TransformerDecoderLayer) -> DecoderBlock:
+    """Copy an ``nn.TransformerDecoderLayer``'s weights into a decoder block of the same sizes."""
+    load_from_torch_mha(ours.self_attention, theirs.self_attn)
+    load_from_torch_mha(ours.cross_attention, theirs.multihead_attn)
+    _load_feed_forward(ours.feed_forward, theirs)
+    for name in ("norm1", "norm2", "norm3"):
+        getattr(ours, name).load_state_dict(getattr(theirs, name).state_dict())
+    return ours
