@@ -40,6 +40,7 @@ def _repository(app: Sphinx) -> Repository:
 def _on_config(app: Sphinx, config) -> None:
     # Kernels started by myst-nb inherit this process's environment.
     os.environ[render.BOOK_BUILD_ENV] = "1"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the book is built offline: models come from packages
     os.environ[widgets.COLAB_PREFIX_ENV] = _repository(app).colab_url("notebooks/")
     config.html_static_path.append(str(STATIC))
 

@@ -12,6 +12,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+# Tests never reach for the Hugging Face hub: hub code paths are tested on models saved locally.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
