@@ -50,7 +50,10 @@ class BookRenderer(MimetypeRenderer):
         )
         alt = (fig_dict.get("layout", {}).get("meta") or {}).get("alt", "An interactive Plotly figure")
         label = html.escape(str(alt), quote=True)
-        return {"text/html": f'<div class="attnlab-figure" role="figure" aria-label="{label}">{fragment}</div>'}
+        # The trace types tell the site which plotly.js bundle this page needs.
+        traces = " ".join(sorted({trace.get("type", "scatter") for trace in fig_dict.get("data", [])}))
+        return {"text/html": f'<div class="attnlab-figure" role="figure" aria-label="{label}" '
+                             f'data-attnlab-traces="{html.escape(traces)}">{fragment}</div>'}
 
 
 def use_book_renderer_if_building() -> bool:

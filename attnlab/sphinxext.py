@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -22,13 +23,20 @@ from sphinx.errors import ExtensionError
 from attnlab import render, widgets
 from attnlab.labs import Repository
 
-PLOTLY_JS = "vendor/plotly.min.js"
+PLOTLY_JS = "vendor/plotly.min.js"  # the full bundle, from the installed plotly package
+PLOTLY_CARTESIAN_JS = "vendor/plotly-cartesian.min.js"  # a third of the size, for the usual 2-D traces
+# Trace types in plotly.js's cartesian partial bundle.
+CARTESIAN_TRACES = {"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
+                    "image", "pie", "scatter", "violin"}
+FONTAWESOME_CSS = "vendor/fontawesome6/css/all.min.css"
 STATIC = Path(__file__).parent / "static"
 # (folder inside node_modules, folder under _static/vendor, what to leave out)
 NPM_ASSETS = [
     ("mathjax/es5", "mathjax", ()),
     ("@jupyter-widgets/html-manager/dist", "html-manager", ("*.map", "*.d.ts")),
+    ("@fortawesome/fontawesome-free", "fontawesome6", ("js", "svgs", "sprites", "scss", "less", "metadata", "*.ttf")),
 ]
+_TRACES = re.compile(r'data-attnlab-traces="([^"]*)"')
 
 
 def _repository(app: Sphinx) -> Repository:
@@ -54,32 +62,56 @@ def _lab_role(name, rawtext, text, lineno, inliner, options=None, content=None):
     return [link], []
 
 
-def _is_thebe(asset) -> bool:
-    text = f"{getattr(asset, 'filename', asset) or ''} {getattr(asset, 'attributes', {}).get('body', '')}"
-    return "thebe" in text.lower()
+def _dropped(asset) -> bool:
+    """Assets the site does without: sphinx-thebe's (it names a CDN) and FontAwesome's 1.5 MB JS kit."""
+    text = f"{getattr(asset, 'filename', asset) or ''} {getattr(asset, 'attributes', {}).get('body', '')}".lower()
+    return "thebe" in text or "scripts/fontawesome.js" in text
+
+
+def plotly_bundle_for(body: str) -> str | None:
+    """Which plotly.js this page needs: none, the cartesian partial bundle, or the full one."""
+    if not any(marker in body for marker in ("plotly-graph-div", "data-attnlab-traces", "attnlab-explorer")):
+        return None
+    types = {t for found in _TRACES.findall(body) for t in found.split()}
+    untagged = body.count("plotly-graph-div") > body.count('class="attnlab-figure"')
+    return PLOTLY_CARTESIAN_JS if types <= CARTESIAN_TRACES and not untagged else PLOTLY_JS
 
 
 def _on_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
     # Called per page: js files added here go on this page only.
     body = context.get("body", "")
-    if "plotly-graph-div" in body:
-        app.add_js_file(PLOTLY_JS, priority=400)
+    bundle = plotly_bundle_for(body)
+    if bundle:
+        app.add_js_file(bundle, priority=400)
+    if "attnlab-explorer" in body:
+        app.add_js_file("attnlab-explorer.js", priority=410, defer="defer")
     if "widget-view+json" in body:
         # After MathJax (priority 500), before the widgets are drawn on page load.
         app.add_js_file("mathjax-widgets-shim.js", priority=510, defer="defer")
-    # Jupyter Book always loads sphinx-thebe, whose script names a CDN (unpkg). Live code
-    # on the page is off in this book (the labs run in Colab), so its files are dropped.
+    # Jupyter Book always loads sphinx-thebe, whose script names a CDN (unpkg); live code on the
+    # page is off in this book (the labs run in Colab). The theme's icons come from a 1.5 MB
+    # FontAwesome JS kit; the same icons as CSS and webfonts weigh about half as much.
     for key in ("script_files", "css_files"):
         if key in context:
-            context[key] = [asset for asset in context[key] if not _is_thebe(asset)]
+            context[key][:] = [asset for asset in context[key] if not _dropped(asset)]  # in place: Sphinx keeps this list
+    app.add_css_file(FONTAWESOME_CSS, priority=100)
 
 
 def copy_vendor(node_modules: Path, target: Path) -> None:
     """Copy plotly.js, MathJax and the widget manager into ``target`` (``_static/vendor``)."""
     import plotly
 
+    from plotly.offline import get_plotlyjs_version
+
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", target / "plotly.min.js")
+    cartesian = node_modules / "plotly.js-cartesian-dist-min" / "plotly-cartesian.min.js"
+    wanted = get_plotlyjs_version()
+    header = cartesian.read_text(encoding="utf-8")[:200] if cartesian.is_file() else ""
+    if f"v{wanted}" not in header:
+        raise ExtensionError(f"plotly.js-cartesian-dist-min must be version {wanted}, the plotly.js of the installed "
+                             f"plotly package: set it in package.json and run `npm install` ({cartesian}).")
+    shutil.copy2(cartesian, target / "plotly-cartesian.min.js")
     for source, name, leave_out in NPM_ASSETS:
         folder = node_modules / source
         if not folder.is_dir():
@@ -89,9 +121,39 @@ def copy_vendor(node_modules: Path, target: Path) -> None:
         shutil.copytree(folder, target / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*leave_out))
 
 
+_ICON_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+,?)+)\{--fa:"\\([0-9a-f]+)"')
+
+
+def subset_icon_fonts(fontawesome: Path, site: Path) -> None:
+    """Cut FontAwesome's webfonts down to the icons the built pages use (~280 kB → a few kB)."""
+    from fontTools import subset
+
+    codepoints = {}
+    for selectors, code in _ICON_RULE.findall((fontawesome / "css" / "all.min.css").read_text(encoding="utf-8")):
+        for name in selectors.split(","):
+            codepoints[name.lstrip(".")] = int(code, 16)
+    used = {name for page in site.rglob("*.html") for name in re.findall(r"\bfa-[a-z0-9-]+", page.read_text(encoding="utf-8"))}
+    wanted = sorted({codepoints[name] for name in used if name in codepoints})
+    options = subset.Options()
+    options.flavor = "woff2"
+    for font_file in (fontawesome / "webfonts").glob("*.woff2"):
+        font = subset.load_font(str(font_file), options)
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(unicodes=wanted)
+        subsetter.subset(font)
+        subset.save_font(font, str(font_file), options)
+
+
 def _on_finished(app: Sphinx, exception: Exception | None) -> None:
     if exception is None and app.builder.format == "html":
-        copy_vendor(Path(app.confdir) / app.config.attnlab_node_modules, Path(app.outdir) / "_static" / "vendor")
+        static = Path(app.outdir) / "_static"
+        copy_vendor(Path(app.confdir) / app.config.attnlab_node_modules, static / "vendor")
+        # The theme's template loads this 1.5 MB icon kit on every page; the icons now come from
+        # FontAwesome's CSS (FONTAWESOME_CSS), so the kit is emptied rather than downloaded.
+        kit = static / "scripts" / "fontawesome.js"
+        if kit.is_file():
+            kit.write_text("/* attnlab: icons come from vendor/fontawesome6/css/all.min.css */\n", encoding="utf-8")
+        subset_icon_fonts(static / "vendor" / "fontawesome6", Path(app.outdir))
 
 
 def setup(app: Sphinx) -> dict:

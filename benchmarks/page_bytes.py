@@ -38,6 +38,8 @@ def page_files(context, url: str) -> list[str]:
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto(url, wait_until="networkidle")
+    page.evaluate("document.fonts.ready.then(() => true)")  # icon and math fonts load late
+    page.wait_for_load_state("networkidle")
     page.close()
     return [unquote(urlparse(u).path).lstrip("/") for u in requested if u.startswith("http://127.0.0.1")]
 
@@ -59,7 +61,7 @@ def main(pages: list[str]) -> None:
                 data = (SITE / path).read_bytes() if (SITE / path).is_file() else b""
                 rows.append((len(data), len(gzip.compress(data, compresslevel=6)), path))
             raw, zipped = sum(r[0] for r in rows), sum(r[1] for r in rows)
-            print(f"\n{name}: {len(rows)} files, {raw / 1e6:.2f} MB raw, {zipped / 1e6:.2f} MB gzipped (cold)")
+            print(f"\n{name}: {len(rows)} files, {raw / 1e6:.2f} MB raw, {zipped / 1e6:.3f} MB gzipped (cold), {zipped:,} bytes")
             for size, gz, path in sorted(rows, reverse=True)[:5]:
                 print(f"  {size / 1e3:8.1f} kB raw {gz / 1e3:8.1f} kB gzip  {path}")
     server.shutdown()

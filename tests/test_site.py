@@ -44,9 +44,21 @@ def test_no_resource_is_loaded_from_another_host(site):
 
 def test_plotly_js_only_where_a_figure_is(pages):
     for name, html in pages.items():
-        has_figure = "plotly-graph-div" in html
-        assert ("vendor/plotly.min.js" in html) == has_figure, name
+        has_figure = "plotly-graph-div" in html or "attnlab-explorer" in html
+        assert ("vendor/plotly" in html) == has_figure, name
     assert "plotly-graph-div" in pages["book/00-welcome"]
+
+
+def test_the_smaller_plotly_bundle_serves_two_dimensional_figures(pages):
+    from attnlab.sphinxext import PLOTLY_CARTESIAN_JS, PLOTLY_JS, plotly_bundle_for
+
+    for name in ("book/00-welcome", "book/explorer-playground"):
+        assert PLOTLY_CARTESIAN_JS in pages[name] and PLOTLY_JS not in pages[name], name
+    three_d = '<div class="attnlab-figure" data-attnlab-traces="scatter3d"><div class="plotly-graph-div"></div></div>'
+    assert plotly_bundle_for(three_d) == PLOTLY_JS
+    untagged = '<div class="plotly-graph-div"></div>'  # a figure not drawn by attnlab's renderer
+    assert plotly_bundle_for(untagged) == PLOTLY_JS
+    assert plotly_bundle_for("<p>no figure</p>") is None
 
 
 def test_vendored_assets_are_in_the_site(site):

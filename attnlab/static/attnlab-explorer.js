@@ -1,0 +1,200 @@
+// attnlab static explorer: draws real attention maps, stored in the page, with plotly.js.
+// Data come from attnlab.static_explorer (tokens already HTML-escaped, weights as 8-bit bytes).
+(function () {
+  "use strict";
+  var VIRIDIS = "Viridis";
+  var MASKED = "#c8c8c8";
+  var CONFIG = { displaylogo: false, responsive: true };
+
+  function decode(base64) {
+    var raw = atob(base64), bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return bytes;
+  }
+
+  function select(label, options, onChange) {
+    var wrap = document.createElement("label");
+    wrap.className = "attnlab-explorer-control";
+    wrap.appendChild(document.createTextNode(label + " "));
+    var element = document.createElement("select");
+    element.setAttribute("data-control", label.toLowerCase());
+    options.forEach(function (text, index) {
+      var option = document.createElement("option");
+      option.value = String(index);
+      option.innerHTML = text; // texts were escaped by the builder: they stay text
+      element.appendChild(option);
+    });
+    element.addEventListener("change", onChange);
+    wrap.appendChild(element);
+    return { wrap: wrap, element: element };
+  }
+
+  function range(n, prefix) {
+    var out = [];
+    for (var i = 0; i < n; i++) out.push(prefix + i);
+    return out;
+  }
+
+  function Explorer(root) {
+    var data = JSON.parse(root.querySelector(".attnlab-explorer-data").textContent);
+    this.data = data;
+    this.weights = data.sentences.map(function (s) { return decode(s.weights); });
+    var self = this, redraw = function () { self.draw(); };
+    var controls = document.createElement("div");
+    controls.className = "attnlab-explorer-controls";
+    this.sentence = select("Sentence", data.sentences.map(function (s) { return s.name; }), redraw);
+    this.layer = select("Layer", range(data.layers, ""), redraw);
+    this.head = select("Head", range(data.heads, ""), redraw);
+    this.view = select("View", data.views, redraw);
+    [this.sentence, this.layer, this.head, this.view].forEach(function (c) { controls.appendChild(c.wrap); });
+    root.appendChild(controls);
+    if (data.patterns.length) {
+      var hints = document.createElement("div");
+      hints.className = "attnlab-explorer-patterns";
+      hints.appendChild(document.createTextNode("Heads found automatically: "));
+      data.patterns.forEach(function (p) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.textContent = "L" + p.layer + " H" + p.head + " · " + p.pattern + " (" + p.score.toFixed(2) + ")";
+        button.addEventListener("click", function () {
+          self.layer.element.value = String(p.layer);
+          self.head.element.value = String(p.head);
+          self.view.element.value = "0";
+          self.draw();
+        });
+        hints.appendChild(button);
+      });
+      root.appendChild(hints);
+    }
+    this.status = document.createElement("p");
+    this.status.className = "attnlab-explorer-status";
+    this.status.setAttribute("aria-live", "polite");
+    root.appendChild(this.status);
+    this.plot = document.createElement("div");
+    this.plot.className = "attnlab-explorer-plot";
+    root.appendChild(this.plot);
+    root.attnlab = this;
+    this.draw();
+  }
+
+  Explorer.prototype.matrix = function (s, layer, head) {
+    var tokens = this.data.sentences[s].tokens, n = tokens.length, bytes = this.weights[s];
+    var start = (layer * this.data.heads + head) * n * n, rows = [];
+    for (var q = 0; q < n; q++) {
+      var row = new Array(n);
+      for (var k = 0; k < n; k++) {
+        row[k] = this.data.causal && k > q ? null : bytes[start + q * n + k] / 255;
+      }
+      rows.push(row);
+    }
+    return rows;
+  };
+
+  Explorer.prototype.oneHead = function (s, layer, head) {
+    var tokens = this.data.sentences[s].tokens, n = tokens.length, ticks = range(n, "");
+    var hover = tokens.map(function (q) { return tokens.map(function (k) { return [q, k]; }); });
+    return {
+      data: [{
+        type: "heatmap", z: this.matrix(s, layer, head), x: ticks.map(Number), y: ticks.map(Number),
+        zmin: 0, zmax: 1, colorscale: VIRIDIS, customdata: hover, colorbar: { title: { text: "weight" } },
+        hovertemplate: "query <b>%{customdata[0]}</b> → key <b>%{customdata[1]}</b><br>weight %{z:.3f}<extra></extra>",
+      }],
+      layout: {
+        height: 140 + 22 * n, margin: { t: 100, l: 100, r: 20, b: 10 }, plot_bgcolor: MASKED,
+        xaxis: { tickmode: "array", tickvals: ticks.map(Number), ticktext: tokens, side: "top", title: { text: "key (attended to)" } },
+        yaxis: { tickmode: "array", tickvals: ticks.map(Number), ticktext: tokens, autorange: "reversed", title: { text: "query" } },
+      },
+    };
+  };
+
+  Explorer.prototype.allHeads = function (s, layer, head) {
+    var tokens = this.data.sentences[s].tokens, n = tokens.length, L = this.data.layers, H = this.data.heads;
+    var z = [], gap = 1;
+    for (var l = 0; l < L; l++) {
+      var block = [];
+      for (var h = 0; h < H; h++) block.push(this.matrix(s, l, h));
+      for (var q = 0; q < n; q++) {
+        var row = [];
+        for (var h2 = 0; h2 < H; h2++) {
+          row = row.concat(block[h2][q]);
+          if (h2 < H - 1) row.push(null);
+        }
+        z.push(row);
+      }
+      if (l < L - 1) z.push(new Array(z[0].length).fill(null));
+    }
+    var centre = function (i) { return i * (n + gap) + (n - 1) / 2; };
+    return {
+      data: [{ type: "heatmap", z: z, zmin: 0, zmax: 1, colorscale: VIRIDIS, showscale: false, hoverinfo: "none" }],
+      layout: {
+        height: 80 + L * 110, margin: { t: 40, l: 50, r: 10, b: 10 }, plot_bgcolor: "white",
+        xaxis: { tickmode: "array", tickvals: range(H, "").map(function (h) { return centre(+h); }), ticktext: range(H, "H"), side: "top" },
+        yaxis: { tickmode: "array", tickvals: range(L, "").map(function (l) { return centre(+l); }), ticktext: range(L, "L"), autorange: "reversed" },
+        shapes: [this.frame(s, layer, head)],
+      },
+    };
+  };
+
+  // The orange frame around the chosen head in the all-heads grid.
+  Explorer.prototype.frame = function (s, layer, head) {
+    var n = this.data.sentences[s].tokens.length, size = n + 1;
+    return { type: "rect", x0: head * size - 0.5, x1: head * size + n - 0.5, y0: layer * size - 0.5,
+             y1: layer * size + n - 0.5, line: { color: "#E69F00", width: 3 } };
+  };
+
+  Explorer.prototype.headView = function (s, layer, head) {
+    var tokens = this.data.sentences[s].tokens, n = tokens.length, m = this.matrix(s, layer, head);
+    var levels = [0.05, 0.2, 0.4, 0.7, 1.01], traces = [];
+    for (var b = 0; b < levels.length - 1; b++) {
+      var xs = [], ys = [];
+      for (var q = 0; q < n; q++) {
+        for (var k = 0; k < n; k++) {
+          var w = m[q][k];
+          if (w !== null && w >= levels[b] && w < levels[b + 1]) { xs.push(0, 1, null); ys.push(q, k, null); }
+        }
+      }
+      traces.push({ type: "scatter", mode: "lines", x: xs, y: ys, hoverinfo: "skip", showlegend: true,
+                    name: "weight " + levels[b] + "–" + Math.min(1, levels[b + 1]).toFixed(1),
+                    line: { color: "#0072B2", width: 1 + 3 * b }, opacity: 0.25 + 0.25 * b });
+    }
+    var ticks = range(n, "").map(Number);
+    traces.push({ type: "scatter", mode: "text", x: ticks.map(function () { return -0.02; }), y: ticks, text: tokens,
+                  textposition: "middle left", hoverinfo: "skip", showlegend: false });
+    traces.push({ type: "scatter", mode: "text", x: ticks.map(function () { return 1.02; }), y: ticks, text: tokens,
+                  textposition: "middle right", hoverinfo: "skip", showlegend: false });
+    return {
+      data: traces,
+      layout: { height: 120 + 24 * n, margin: { t: 30, l: 10, r: 10, b: 10 }, plot_bgcolor: "white",
+                xaxis: { visible: false, range: [-0.5, 1.5] }, yaxis: { visible: false, autorange: "reversed" } },
+    };
+  };
+
+  Explorer.prototype.draw = function () {
+    var s = +this.sentence.element.value, layer = +this.layer.element.value, head = +this.head.element.value;
+    var view = +this.view.element.value;
+    var names = this.data.patterns.filter(function (p) { return p.layer === layer && p.head === head; })
+      .map(function (p) { return p.pattern; });
+    this.status.textContent = this.data.model.replace(/&amp;/g, "&") + ": layer " + layer + ", head " + head +
+      (names.length ? " (found: " + names.join(", ") + ")" : "") +
+      (this.data.causal ? "; grey cells are masked: a token cannot see later tokens." : "; every token sees every token.");
+    // Same sentence and view: the axes are unchanged, so update only what differs (much faster).
+    var same = this.drawn && this.drawn.s === s && this.drawn.view === view;
+    if (same && view === 0) {
+      Plotly.restyle(this.plot, { z: [this.matrix(s, layer, head)] }, [0]);
+    } else if (same && view === 1) {
+      Plotly.relayout(this.plot, { shapes: [this.frame(s, layer, head)] });
+    } else {
+      var figure = [this.oneHead, this.allHeads, this.headView][view].call(this, s, layer, head);
+      Plotly.react(this.plot, figure.data, figure.layout, CONFIG);
+    }
+    this.drawn = { s: s, view: view };
+  };
+
+  function start() {
+    document.querySelectorAll(".attnlab-explorer").forEach(function (root) {
+      if (!root.attnlab) new Explorer(root);
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

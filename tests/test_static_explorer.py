@@ -1,0 +1,131 @@
+"""The static explorer: data in the page, redrawn in the browser with no kernel and no CDN."""
+
+import base64
+import gzip
+import json
+import re
+
+import numpy as np
+import pytest
+
+from attnlab import render
+from attnlab.extraction import attend
+from attnlab.static_explorer import EXAMPLES, StaticExplorer, explorer_payload, quantize
+from tests.conftest import SITE
+
+PLAYGROUND = "book/explorer-playground.html"
+EVIL = "<script>alert('x')</script> <img src=x onerror=alert(1)> hello"
+READ = """() => { const gd = document.querySelector('.attnlab-explorer-plot');
+  return {z: gd._fullData[0].z.map(r => Array.from(r, v => v === null ? null : v)),
+          ticks: gd._fullLayout.xaxis.ticktext}; }"""
+
+
+def test_quantized_weights_round_trip():
+    weights = np.random.default_rng(0).random((2, 3, 4, 4))
+    decoded = np.frombuffer(quantize(weights), dtype=np.uint8).reshape(weights.shape) / 255
+    assert np.max(np.abs(decoded - weights)) <= 0.5 / 255 + 1e-12
+
+
+def test_payload_escapes_text_and_survives_a_script_tag(monkeypatch):
+    payload = explorer_payload("minilm", {"<b>bold</b>": EVIL})
+    assert payload["sentences"][0]["name"] == "&lt;b&gt;bold&lt;/b&gt;"
+    assert all("<" not in token for token in payload["sentences"][0]["tokens"])
+    monkeypatch.setenv(render.BOOK_BUILD_ENV, "1")
+    page = StaticExplorer(payload)._repr_html_()
+    assert page.count("<script") == 1 and "</script>" not in page.split("</script>")[0][8:]
+    data = re.search(r'<script type="application/json"[^>]*>(.*)</script>', page).group(1)
+    assert json.loads(data) == payload
+
+
+def test_outside_the_book_it_points_to_the_live_explorer(monkeypatch):
+    monkeypatch.delenv(render.BOOK_BUILD_ENV, raising=False)
+    assert "live explorer" in StaticExplorer({"model": "x"})._repr_html_()
+
+
+def test_ranges_and_mask_come_from_the_model():
+    payload = explorer_payload("minilm", {"one": "A short sentence."})
+    assert (payload["layers"], payload["heads"], payload["causal"]) == (6, 12, False)
+    tokens = payload["sentences"][0]["tokens"]
+    weights = np.frombuffer(base64.b64decode(payload["sentences"][0]["weights"]), dtype=np.uint8)
+    assert weights.size == 6 * 12 * len(tokens) ** 2
+
+
+# ------------------------------------------------------------------ in Chromium
+
+pytestmark_browser = [pytest.mark.site, pytest.mark.browser]
+
+
+def _expected(sentence: str, layer: int, head: int) -> np.ndarray:
+    return np.rint(attend(sentence, "minilm").attentions[layer, head] * 255) / 255
+
+
+@pytest.mark.site
+@pytest.mark.browser
+def test_choosing_sentence_layer_and_head_draws_the_right_weights(visit):
+    page_visit = visit(PLAYGROUND)
+    page = page_visit.page
+    page.wait_for_selector(".attnlab-explorer-plot .heatmaplayer", state="attached", timeout=15_000)
+    names = list(EXAMPLES)
+    for sentence, layer, head in [(0, 0, 0), (1, 0, 2), (1, 4, 11), (3, 5, 7)]:
+        page.select_option('select[data-control="sentence"]', str(sentence))
+        page.select_option('select[data-control="layer"]', str(layer))
+        page.select_option('select[data-control="head"]', str(head))
+        drawn = page.evaluate(READ)
+        np.testing.assert_allclose(np.array(drawn["z"], dtype=float), _expected(EXAMPLES[names[sentence]], layer, head),
+                                   atol=1e-9)
+        assert drawn["ticks"] == list(attend(EXAMPLES[names[sentence]], "minilm").tokens)
+    assert page.locator('select[data-control="layer"] option').count() == 6
+    assert page.locator('select[data-control="head"] option').count() == 12
+    page.locator(".attnlab-explorer-patterns button", has_text="previous token").click()
+    assert page.input_value('select[data-control="layer"]') == "0" and page.input_value('select[data-control="head"]') == "2"
+    for view in ("1", "2"):  # all heads, head view
+        page.select_option('select[data-control="view"]', view)
+        page.wait_for_timeout(100)
+    page_visit.screenshot("explorer-playground.png")
+    assert page_visit.blocked == [] and page_visit.console_errors == []
+
+
+@pytest.mark.site
+@pytest.mark.browser
+def test_playground_fits_the_byte_budget(visit):
+    page_visit = visit(PLAYGROUND)
+    requested = []
+    page = page_visit.page
+    page.on("request", lambda request: requested.append(request.url))
+    page.reload(wait_until="networkidle")
+    page.evaluate("document.fonts.ready.then(() => true)")
+    page.wait_for_load_state("networkidle")
+    paths = {re.sub(r"^http://127\.0\.0\.1:\d+/", "", url).split("?")[0] for url in requested}
+    total = sum(len(gzip.compress((SITE / p).read_bytes(), 6)) for p in paths if (SITE / p).is_file())
+    assert "_static/vendor/plotly-cartesian.min.js" in paths and "_static/vendor/plotly.min.js" not in paths
+    assert total <= 1_000_000, f"{total:,} bytes gzipped"
+
+
+@pytest.mark.site
+@pytest.mark.browser
+def test_a_hostile_sentence_renders_as_text(visit, site_url, monkeypatch):
+    monkeypatch.setenv(render.BOOK_BUILD_ENV, "1")
+    explorer = StaticExplorer(explorer_payload("minilm", {"<img src=x onerror=alert(1)>": EVIL}))._repr_html_()
+    page_html = ("<!doctype html><html><head><script src='/_static/vendor/plotly-cartesian.min.js'></script>"
+                 "<script defer src='/_static/attnlab-explorer.js'></script></head><body>"
+                 f"{explorer}</body></html>")
+    page_visit = visit("_static/favicon.svg")
+    page = page_visit.page
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.route(f"{site_url}/hostile.html", lambda route: route.fulfill(body=page_html, content_type="text/html"))
+    page.goto(f"{site_url}/hostile.html")
+    page.wait_for_selector(".attnlab-explorer-plot .heatmaplayer", state="attached", timeout=15_000)
+    drawn = page.locator(".attnlab-explorer-plot .xtick text").all_text_contents()
+    assert "<" in drawn and "script" in drawn  # the characters are drawn as text in the figure
+    assert page.locator(".attnlab-explorer img").count() == 0
+    assert page.locator('select[data-control="sentence"] option').inner_text() == "<img src=x onerror=alert(1)>"
+    assert dialogs == [] and page_visit.console_errors == []
+
+
+@pytest.mark.site
+def test_site_uses_the_small_assets():
+    kit = SITE / "_static" / "scripts" / "fontawesome.js"
+    assert kit.stat().st_size < 200
+    for font in (SITE / "_static" / "vendor" / "fontawesome6" / "webfonts").glob("*.woff2"):
+        assert font.stat().st_size < 10_000, font.name
