@@ -55,6 +55,18 @@ def static_notice(lab: str | None) -> str:
     )
 
 
+def frozen_copy(control: widgets.Widget) -> widgets.Widget:
+    """A disabled copy of a control, so later changes to the original cannot alter what a page shows."""
+    state = {key: value for key, value in control.get_state().items()
+             if not key.startswith("_") and key not in ("layout", "style", "children", "tabbable", "tooltip")}
+    if hasattr(control, "options"):  # selection widgets keep their options in private state
+        state.pop("index", None)
+        state.update(options=control.options, value=control.value)
+    copy = type(control)(**state)
+    copy.disabled = True
+    return copy
+
+
 def explorer(
     draw: Callable[..., go.Figure],
     controls: Mapping[str, widgets.ValueWidget],
