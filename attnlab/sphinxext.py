@@ -121,11 +121,17 @@ def copy_vendor(node_modules: Path, target: Path) -> None:
         shutil.copytree(folder, target / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*leave_out))
 
 
+# The theme's icon variables hold the glyph itself, or its escape: --pst-icon-lightbulb:"\f0eb".
+_THEME_ICON = re.compile('--pst-icon-[\\w-]+:\\s*"(\\\\[0-9a-f]{4}|[\ue000-\uf8ff])"')
 _ICON_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+,?)+)\{--fa:"\\([0-9a-f]+)"')
 
 
-def subset_icon_fonts(fontawesome: Path, site: Path) -> None:
-    """Cut FontAwesome's webfonts down to the icons the built pages use (~280 kB → a few kB)."""
+def subset_icon_fonts(fontawesome: Path, site: Path, more_fonts: tuple[Path, ...] = ()) -> None:
+    """Cut FontAwesome's webfonts down to the icons the built pages use (~280 kB → a few kB).
+
+    ``more_fonts`` are other folders of the same fonts (the theme ships its own copy, which its
+    CSS may load instead of ours).
+    """
     from fontTools import subset
 
     codepoints = {}
@@ -133,10 +139,16 @@ def subset_icon_fonts(fontawesome: Path, site: Path) -> None:
         for name in selectors.split(","):
             codepoints[name.lstrip(".")] = int(code, 16)
     used = {name for page in site.rglob("*.html") for name in re.findall(r"\bfa-[a-z0-9-]+", page.read_text(encoding="utf-8"))}
-    wanted = sorted({codepoints[name] for name in used if name in codepoints})
+    wanted = {codepoints[name] for name in used if name in codepoints}
+    # The theme also draws icons from its stylesheets (admonition icons: content: "\f0eb").
+    for sheet in (site / "_static").rglob("*.css"):
+        if "vendor" not in sheet.parts:
+            for glyph in _THEME_ICON.findall(sheet.read_text(encoding="utf-8")):
+                wanted.add(int(glyph[1:], 16) if glyph.startswith("\\") else ord(glyph))
+    wanted = sorted(wanted)
     options = subset.Options()
     options.flavor = "woff2"
-    for font_file in (fontawesome / "webfonts").glob("*.woff2"):
+    for font_file in [f for folder in (fontawesome / "webfonts", *more_fonts) for f in folder.glob("*.woff2")]:
         font = subset.load_font(str(font_file), options)
         subsetter = subset.Subsetter(options)
         subsetter.populate(unicodes=wanted)
@@ -147,13 +159,17 @@ def subset_icon_fonts(fontawesome: Path, site: Path) -> None:
 def _on_finished(app: Sphinx, exception: Exception | None) -> None:
     if exception is None and app.builder.format == "html":
         static = Path(app.outdir) / "_static"
+        # Sphinx keeps an existing copy of a static file on an incremental build; ours change often.
+        for source in STATIC.iterdir():
+            shutil.copy2(source, static / source.name)
         copy_vendor(Path(app.confdir) / app.config.attnlab_node_modules, static / "vendor")
         # The theme's template loads this 1.5 MB icon kit on every page; the icons now come from
         # FontAwesome's CSS (FONTAWESOME_CSS), so the kit is emptied rather than downloaded.
         kit = static / "scripts" / "fontawesome.js"
         if kit.is_file():
             kit.write_text("/* attnlab: icons come from vendor/fontawesome6/css/all.min.css */\n", encoding="utf-8")
-        subset_icon_fonts(static / "vendor" / "fontawesome6", Path(app.outdir))
+        subset_icon_fonts(static / "vendor" / "fontawesome6", Path(app.outdir),
+                          more_fonts=(static / "vendor" / "fontawesome" / "webfonts",))
 
 
 def setup(app: Sphinx) -> dict:

@@ -81,6 +81,17 @@ def test_choosing_sentence_layer_and_head_draws_the_right_weights(visit):
     for view in ("1", "2"):  # all heads, head view
         page.select_option('select[data-control="view"]', view)
         page.wait_for_timeout(100)
+    # In the head view, pointing at a token highlights its own lines (here: "sat" → "cat").
+    page.select_option('select[data-control="sentence"]', "0")
+    label = page.locator(".attnlab-explorer-plot .textpoint").nth(3)
+    label.scroll_into_view_if_needed()
+    box = label.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("() => { const d = document.querySelector('.attnlab-explorer-plot').data;"
+                           " return d[d.length - 3].x.length > 0; }")
+    highlight = page.evaluate("() => { const d = document.querySelector('.attnlab-explorer-plot').data;"
+                              " return d[d.length - 3]; }")
+    assert highlight["name"] == "highlight" and highlight["y"][:2] == [3, 2]
     page_visit.screenshot("explorer-playground.png")
     assert page_visit.blocked == [] and page_visit.console_errors == []
 
@@ -127,5 +138,18 @@ def test_a_hostile_sentence_renders_as_text(visit, site_url, monkeypatch):
 def test_site_uses_the_small_assets():
     kit = SITE / "_static" / "scripts" / "fontawesome.js"
     assert kit.stat().st_size < 200
-    for font in (SITE / "_static" / "vendor" / "fontawesome6" / "webfonts").glob("*.woff2"):
+    fonts = [*(SITE / "_static" / "vendor" / "fontawesome6" / "webfonts").glob("*.woff2"),
+             *(SITE / "_static" / "vendor" / "fontawesome" / "webfonts").glob("*.woff2")]
+    assert len(fonts) >= 6
+    for font in fonts:
         assert font.stat().st_size < 10_000, font.name
+
+
+@pytest.mark.site
+def test_subset_fonts_keep_the_icons_in_use():
+    from fontTools.ttLib import TTFont
+
+    solid = TTFont(SITE / "_static" / "vendor" / "fontawesome6" / "webfonts" / "fa-solid-900.woff2")
+    codepoints = set(solid.getBestCmap())
+    assert 0xF0C9 in codepoints  # fa-bars, used as a class in the page header
+    assert 0xF0EB in codepoints  # the lightbulb the theme draws from CSS on "tip" boxes

@@ -160,15 +160,44 @@
                     line: { color: "#0072B2", width: 1 + 3 * b }, opacity: 0.25 + 0.25 * b });
     }
     var ticks = range(n, "").map(Number);
+    // Hovering a token (its label) highlights its lines, in orange, on this last trace.
+    traces.push({ type: "scatter", mode: "lines", x: [], y: [], hoverinfo: "skip", showlegend: false,
+                  name: "highlight", line: { color: "#D55E00", width: 6 } });
     traces.push({ type: "scatter", mode: "text", x: ticks.map(function () { return -0.02; }), y: ticks, text: tokens,
-                  textposition: "middle left", hoverinfo: "skip", showlegend: false });
+                  textposition: "middle left", hoverinfo: "none", showlegend: false, name: "queries" });
     traces.push({ type: "scatter", mode: "text", x: ticks.map(function () { return 1.02; }), y: ticks, text: tokens,
-                  textposition: "middle right", hoverinfo: "skip", showlegend: false });
+                  textposition: "middle right", hoverinfo: "none", showlegend: false, name: "keys" });
     return {
       data: traces,
       layout: { height: 120 + 24 * n, margin: { t: 30, l: 10, r: 10, b: 10 }, plot_bgcolor: "white",
                 xaxis: { visible: false, range: [-0.5, 1.5] }, yaxis: { visible: false, autorange: "reversed" } },
     };
+  };
+
+  // Lines of one token: from query q (left) or into key k (right), weight ≥ 0.05.
+  Explorer.prototype.highlight = function (side, index) {
+    var s = this.drawn.s, m = this.matrix(s, +this.layer.element.value, +this.head.element.value);
+    var xs = [], ys = [], n = m.length;
+    for (var j = 0; j < n; j++) {
+      var w = side === "queries" ? m[index][j] : m[j][index];
+      if (w !== null && w >= 0.05) {
+        xs.push(0, 1, null);
+        ys.push(side === "queries" ? index : j, side === "queries" ? j : index, null);
+      }
+    }
+    var last = this.plot.data.length - 3;
+    Plotly.restyle(this.plot, { x: [xs], y: [ys] }, [last]);
+  };
+
+  Explorer.prototype.listen = function () {
+    var self = this;
+    this.plot.on("plotly_hover", function (event) {
+      var point = event.points[0], name = point.data.name;
+      if (self.drawn.view === 2 && (name === "queries" || name === "keys")) self.highlight(name, point.pointIndex);
+    });
+    this.plot.on("plotly_unhover", function () {
+      if (self.drawn.view === 2) Plotly.restyle(self.plot, { x: [[]], y: [[]] }, [self.plot.data.length - 3]);
+    });
   };
 
   Explorer.prototype.draw = function () {
@@ -188,6 +217,7 @@
     } else {
       var figure = [this.oneHead, this.allHeads, this.headView][view].call(this, s, layer, head);
       Plotly.react(this.plot, figure.data, figure.layout, CONFIG);
+      if (!this.listening) { this.listen(); this.listening = true; }
     }
     this.drawn = { s: s, view: view };
   };
