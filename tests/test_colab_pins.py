@@ -39,3 +39,25 @@ def test_live_explorer_updates_under_colab_pins(colab_python):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "ipywidgets 7.7.1 plotly 5.24.1" in result.stdout
     assert "live explorer OK under Colab pins" in result.stdout
+
+
+LABS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
+def test_lab_runs_under_colab_pins(colab_python, lab, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    subprocess.run([str(colab_python), "-m", "ipykernel", "install", "--prefix", str(VENV), "--name", "colab-pins",
+                    "--display-name", "Python 3 (Colab pins)"], check=True, capture_output=True)
+    monkeypatch.setenv("JUPYTER_PATH", str(VENV / "share" / "jupyter"))
+    monkeypatch.delenv("ATTNLAB_BOOK_BUILD", raising=False)
+    nb = nbformat.read(lab, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import ipywidgets, plotly\nprint('pins:', ipywidgets.__version__, plotly.__version__)"))
+    NotebookClient(nb, timeout=60, kernel_name="colab-pins", resources={"metadata": {"path": str(lab.parent)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert "pins: 7.7.1 5.24.1" in nb.cells[-1].outputs[0]["text"]
+    printed = "".join(o.get("text", "") for o in outputs)
+    assert "ready: running on" in printed
