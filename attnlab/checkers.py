@@ -62,7 +62,7 @@ def _as_array(value, what: str) -> np.ndarray:
     try:
         return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=float)
     except (TypeError, ValueError):
-        raise Mismatch(f"{what} should be an array of numbers, but your function returned {type(value).__name__}.")
+        raise Mismatch(f"{what} should be an array of numbers, but your function returned {type(value).__name__}.") from None
 
 
 def _expect_shape(array: np.ndarray, shape: tuple, what: str) -> None:
@@ -203,7 +203,7 @@ def check_attention(fn: Callable, verbose: bool = True) -> CheckResult:
             raise
         except Exception as error:
             raise Mismatch(f"with a batch dimension in front your function raised {type(error).__name__}: "
-                           "transpose only the last two axes of k (np.swapaxes(k, -1, -2)), not k.T.")
+                           "transpose only the last two axes of k (np.swapaxes(k, -1, -2)), not k.T.") from None
         want, _ = scaled_dot_product_attention_np(qb, kb, vb)
         _expect_shape(out, want.shape, "With a batch dimension in front, the output")
         if not np.allclose(out, want, atol=1e-6):

@@ -21,7 +21,7 @@ from attnlab.figures import attention_heatmap, attention_steps, head_view, model
 from attnlab.models import SUGGESTED_HUB_MODELS, load
 from attnlab.patterns import find_heads
 from attnlab.static_explorer import EXAMPLES
-from attnlab.widgets import frozen_copy, show_figure, static_notice
+from attnlab.widgets import show_figure, show_frozen
 
 VIEWS = ["one head", "head view", "all heads", "step by step"]
 OWN_TEXT = "(type your own below)"
@@ -161,16 +161,8 @@ def explore(model: str = "minilm", text: str | None = None, lab: str | None = No
     """Show the live attention explorer; returns it, so its controls can be set from code."""
     explorer = LiveExplorer(model, text, lab)
     if render.building_book():
-        # No kernel on the static site: show frozen copies of the controls as they are now (later
-        # cells may change the live ones), say so, and draw the figure as an ordinary page figure.
-        rows = [
-            widgets.HBox([frozen_copy(explorer.example), frozen_copy(explorer.model_name)]),
-            frozen_copy(explorer.text),
-            widgets.HBox([frozen_copy(explorer.layer), frozen_copy(explorer.head)]),
-            frozen_copy(explorer.view),
-        ]
-        display(widgets.VBox([widgets.HTML(static_notice(lab)), *rows]))
-        display(explorer.last_figure)
+        show_frozen([[explorer.example, explorer.model_name], [explorer.text], [explorer.layer, explorer.head],
+                     [explorer.view]], explorer.last_figure, lab)
     else:
         display(explorer.widget)
     return explorer

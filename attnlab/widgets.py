@@ -9,8 +9,8 @@ as HTML that waits for plotly.js to load before drawing (see
 
 In the static book there is no kernel, so a live control would look alive and do nothing.
 There the explorer says so, shows its controls disabled with a link to the lab in Colab,
-and draws the figure for the controls' starting values as an ordinary (still zoomable,
-hoverable) Plotly figure.
+and draws the figure for the controls' current values as an ordinary (still zoomable,
+hoverable) Plotly figure (see :func:`show_frozen`).
 """
 
 from __future__ import annotations
@@ -62,9 +62,28 @@ def frozen_copy(control: widgets.Widget) -> widgets.Widget:
     if hasattr(control, "options"):  # selection widgets keep their options in private state
         state.pop("index", None)
         state.update(options=control.options, value=control.value)
+    for shared in ("style", "layout"):  # widgets of their own, which copies may share
+        if hasattr(control, shared):
+            state[shared] = getattr(control, shared)
     copy = type(control)(**state)
     copy.disabled = True
     return copy
+
+
+def show_frozen(rows: list[list[widgets.Widget]], figure: go.Figure, lab: str | None) -> widgets.VBox:
+    """On the static site: the notice, snapshots of the controls as they are now, and the figure.
+
+    Snapshots, because a later cell may still move the live controls, and the page must show
+    the values the figure was drawn with. The live controls are disabled too: no kernel answers.
+    """
+    for row in rows:
+        for control in row:
+            control.disabled = True
+    snapshot = [widgets.HBox([frozen_copy(control) for control in row]) for row in rows]
+    box = widgets.VBox([widgets.HTML(static_notice(lab)), *snapshot])
+    display(box)
+    display(figure)
+    return box
 
 
 def explorer(
@@ -77,15 +96,10 @@ def explorer(
     ``lab`` is the notebook's file name, used on the static site to link to it in Colab.
     Returns the container widget so tests and notebooks can reach the controls.
     """
-    row = widgets.HBox(list(controls.values()))
     if render.building_book():
-        for control in controls.values():
-            control.disabled = True
-        box = widgets.VBox([widgets.HTML(static_notice(lab)), row])
-        display(box)
-        display(draw(**_values(controls)))
-        return box
+        return show_frozen([list(controls.values())], draw(**_values(controls)), lab)
 
+    row = widgets.HBox(list(controls.values()))
     output = widgets.Output()
 
     def redraw(_change: object = None) -> None:
