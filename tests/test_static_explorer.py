@@ -17,7 +17,9 @@ PLAYGROUND = "book/explorer-playground.html"
 EVIL = "<script>alert('x')</script> <img src=x onerror=alert(1)> hello"
 READ = """() => { const gd = document.querySelector('.attnlab-explorer-plot');
   return {z: gd._fullData[0].z.map(r => Array.from(r, v => v === null ? null : v)),
-          ticks: gd._fullLayout.xaxis.ticktext}; }"""
+          hover: gd.data[0].customdata ? gd.data[0].customdata[1][2] : null,
+          keys: Array.from(document.querySelectorAll('.attnlab-explorer-keys span'), e => e.textContent),
+          queries: Array.from(document.querySelectorAll('.attnlab-explorer-queries span'), e => e.textContent)}; }"""
 
 
 def test_quantized_weights_round_trip():
@@ -73,7 +75,9 @@ def test_choosing_sentence_layer_and_head_draws_the_right_weights(visit):
         drawn = page.evaluate(READ)
         np.testing.assert_allclose(np.array(drawn["z"], dtype=float), _expected(EXAMPLES[names[sentence]], layer, head),
                                    atol=1e-9)
-        assert drawn["ticks"] == list(attend(EXAMPLES[names[sentence]], "minilm").tokens)
+        tokens = list(attend(EXAMPLES[names[sentence]], "minilm").tokens)
+        assert drawn["keys"] == tokens and drawn["queries"] == tokens
+        assert drawn["hover"] == [tokens[1], tokens[2]]  # hover names the query and the key
     assert page.locator('select[data-control="layer"] option').count() == 6
     assert page.locator('select[data-control="head"] option').count() == 12
     page.locator(".attnlab-explorer-patterns button", has_text="previous token").click()
@@ -127,7 +131,7 @@ def test_a_hostile_sentence_renders_as_text(visit, site_url, monkeypatch):
     page.route(f"{site_url}/hostile.html", lambda route: route.fulfill(body=page_html, content_type="text/html"))
     page.goto(f"{site_url}/hostile.html")
     page.wait_for_selector(".attnlab-explorer-plot .heatmaplayer", state="attached", timeout=15_000)
-    drawn = page.locator(".attnlab-explorer-plot .xtick text").all_text_contents()
+    drawn = page.locator(".attnlab-explorer-keys span").all_text_contents()
     assert "<" in drawn and "script" in drawn  # the characters are drawn as text in the figure
     assert page.locator(".attnlab-explorer img").count() == 0
     assert page.locator('select[data-control="sentence"] option').inner_text() == "<img src=x onerror=alert(1)>"

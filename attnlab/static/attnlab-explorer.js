@@ -70,9 +70,17 @@
     this.status.className = "attnlab-explorer-status";
     this.status.setAttribute("aria-live", "polite");
     root.appendChild(this.status);
+    var stage = document.createElement("div");
+    stage.className = "attnlab-explorer-stage";
     this.plot = document.createElement("div");
     this.plot.className = "attnlab-explorer-plot";
-    root.appendChild(this.plot);
+    // Token labels of the heatmap are HTML above the plot: plotly.js would redraw 64 tick labels
+    // on every change of z, which takes most of a redraw; these are drawn once per sentence.
+    this.labels = document.createElement("div");
+    this.labels.className = "attnlab-explorer-labels";
+    stage.appendChild(this.plot);
+    stage.appendChild(this.labels);
+    root.appendChild(stage);
     root.attnlab = this;
     this.draw();
   }
@@ -96,15 +104,15 @@
     return {
       data: [{
         type: "heatmap", z: this.matrix(s, layer, head), x: ticks.map(Number), y: ticks.map(Number),
-        zmin: 0, zmax: 1, colorscale: VIRIDIS, zsmooth: "fast", // one pixel per cell, scaled: far faster to redraw customdata: hover, colorbar: { title: { text: "weight" } },
+        zmin: 0, zmax: 1, colorscale: VIRIDIS, zsmooth: "fast", // one pixel per cell, scaled: far faster to redraw
+        customdata: hover, colorbar: { title: { text: "weight" } },
         hovertemplate: "query <b>%{customdata[0]}</b> → key <b>%{customdata[1]}</b><br>weight %{z:.3f}<extra></extra>",
       }],
       layout: {
-        height: 140 + 22 * n, margin: { t: 100, l: 100, r: 20, b: 10 }, plot_bgcolor: MASKED,
-        // A fixed angle spares plotly.js from measuring every label to choose one, on every redraw.
-        xaxis: { tickmode: "array", tickvals: ticks.map(Number), ticktext: tokens, side: "top", tickangle: -90,
-                 title: { text: "key (attended to)" } },
-        yaxis: { tickmode: "array", tickvals: ticks.map(Number), ticktext: tokens, autorange: "reversed", title: { text: "query" } },
+        height: 160 + 22 * n, margin: { t: 122, l: 122, r: 20, b: 10 }, plot_bgcolor: MASKED,
+        // The token labels are drawn by placeLabels(), in HTML, in the space these margins leave.
+        xaxis: { showticklabels: false, ticks: "", side: "top", range: [-0.5, n - 0.5] },
+        yaxis: { showticklabels: false, ticks: "", range: [n - 0.5, -0.5] },
       },
     };
   };
@@ -174,6 +182,45 @@
     };
   };
 
+  // Query labels left of the rows, key labels (vertical) above the columns, aligned to the cells.
+  Explorer.prototype.placeLabels = function (tokens) {
+    var box = this.labels, layout = this.plot._fullLayout;
+    if (!tokens) { box.replaceChildren(); box.tokens = null; return; }
+    if (box.tokens !== tokens) {
+      box.replaceChildren();
+      [["query-title", "query"], ["key-title", "key (attended to)"]].forEach(function (pair) {
+        var title = document.createElement("span");
+        title.className = "attnlab-explorer-" + pair[0];
+        title.textContent = pair[1];
+        box.appendChild(title);
+      });
+      ["queries", "keys"].forEach(function (side) {
+        var column = document.createElement("div");
+        column.className = "attnlab-explorer-" + side;
+        tokens.forEach(function (token) {
+          var label = document.createElement("span");
+          label.innerHTML = token; // escaped by the builder: it stays text
+          column.appendChild(label);
+        });
+        box.appendChild(column);
+      });
+      box.tokens = tokens;
+    }
+    var x = layout.xaxis, y = layout.yaxis, n = tokens.length, cellW = x._length / n, cellH = y._length / n;
+    var geometry = [x._offset, x._length, y._offset, y._length].join();
+    if (box.geometry === geometry) return;
+    box.geometry = geometry;
+    var queries = box.children[2].children, keys = box.children[3].children;
+    box.children[0].style.cssText = "left:2px;top:" + y._offset + "px;height:" + y._length + "px";
+    box.children[1].style.cssText = "top:2px;left:" + x._offset + "px;width:" + x._length + "px";
+    for (var i = 0; i < n; i++) {
+      queries[i].style.cssText = "right:" + (this.plot.clientWidth - x._offset + 4) + "px;top:" + (y._offset + i * cellH) +
+        "px;height:" + cellH + "px;line-height:" + cellH + "px";
+      keys[i].style.cssText = "left:" + (x._offset + i * cellW) + "px;bottom:" + (this.plot.clientHeight - y._offset + 4) +
+        "px;width:" + cellW + "px";
+    }
+  };
+
   // Lines of one token: from query q (left) or into key k (right), weight ≥ 0.05.
   Explorer.prototype.highlight = function (side, index) {
     var s = this.drawn.s, m = this.matrix(s, +this.layer.element.value, +this.head.element.value);
@@ -194,6 +241,10 @@
     this.plot.on("plotly_hover", function (event) {
       var point = event.points[0], name = point.data.name;
       if (self.drawn.view === 2 && (name === "queries" || name === "keys")) self.highlight(name, point.pointIndex);
+    });
+    // After a resize plotly.js redraws at the new width: move the labels with the cells.
+    this.plot.on("plotly_afterplot", function () {
+      if (self.drawn && self.drawn.view === 0) self.placeLabels(self.data.sentences[self.drawn.s].tokens);
     });
     this.plot.on("plotly_unhover", function () {
       if (self.drawn.view === 2) Plotly.restyle(self.plot, { x: [[]], y: [[]] }, [self.plot.data.length - 3]);
@@ -218,6 +269,7 @@
       var figure = [this.oneHead, this.allHeads, this.headView][view].call(this, s, layer, head);
       Plotly.react(this.plot, figure.data, figure.layout, CONFIG);
       if (!this.listening) { this.listen(); this.listening = true; }
+      this.placeLabels(view === 0 ? this.data.sentences[s].tokens : null);
     }
     this.drawn = { s: s, view: view };
   };
