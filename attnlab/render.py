@@ -47,6 +47,7 @@ class BookRenderer(MimetypeRenderer):
             full_html=False,
             config=PLOTLY_CONFIG,
             validate=False,
+            auto_play=False,  # frames are steps of a slider, not a film to play on load
         )
         alt = (fig_dict.get("layout", {}).get("meta") or {}).get("alt", "An interactive Plotly figure")
         label = html.escape(str(alt), quote=True)
@@ -80,7 +81,9 @@ def standalone_html(fig, plotly_src: str) -> str:
 (function () {{
   var figure = {figure_json};
   var config = {json.dumps(PLOTLY_CONFIG)};
-  function draw() {{ Plotly.newPlot("{div_id}", figure.data, figure.layout, config); }}
+  function draw() {{
+    Plotly.newPlot("{div_id}", {{data: figure.data, layout: figure.layout, frames: figure.frames || [], config: config}});
+  }}
   if (window.Plotly) {{ draw(); return; }}
   var script = document.createElement("script");
   script.src = "{html.escape(plotly_src, quote=True)}";

@@ -54,11 +54,16 @@ def _on_config(app: Sphinx, config) -> None:
 
 
 def _lab_role(name, rawtext, text, lineno, inliner, options=None, content=None):
-    """``{lab}`NN-name``` → a link that opens notebooks/NN-name.ipynb in Colab."""
+    """``{lab}`NN-name``` → a link that opens notebooks/NN-name.ipynb in Colab.
+
+    ``{lab}`lab 1 <NN-name>``` gives the link its own words.
+    """
     app = inliner.document.settings.env.app
-    notebook = text.strip().removesuffix(".ipynb")
+    titled = re.fullmatch(r"\s*(.+?)\s*<([^<>]+)>\s*", text)
+    title, notebook = (titled.group(1), titled.group(2)) if titled else ("Open the lab in Colab", text)
+    notebook = notebook.strip().removesuffix(".ipynb")
     url = _repository(app).colab_url(f"notebooks/{notebook}.ipynb")
-    link = nodes.reference(rawtext, "▶ Open the lab in Colab", refuri=url, classes=["attnlab-colab"])
+    link = nodes.reference(rawtext, f"▶ {title}", refuri=url, classes=["attnlab-colab"])
     return [link], []
 
 

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from IPython.display import HTML, display
 
 from attnlab import render
+from attnlab.errors import AttnlabError
 
 #: Set by the Sphinx extension during a build: the Colab address prefix of the labs folder.
 COLAB_PREFIX_ENV = "ATTNLAB_COLAB_PREFIX"
@@ -103,9 +104,13 @@ def explorer(
     output = widgets.Output()
 
     def redraw(_change: object = None) -> None:
-        figure = draw(**_values(controls))
         with output:
             output.clear_output(wait=True)
+            try:
+                figure = draw(**_values(controls))
+            except AttnlabError as error:  # bad input in a control: say so, keep the controls alive
+                print(error)
+                return
             show_figure(figure)
 
     for control in controls.values():

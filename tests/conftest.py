@@ -15,6 +15,24 @@ import pytest
 # Tests never reach for the Hugging Face hub: hub code paths are tested on models saved locally.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+
+def _no_output_widget_echo() -> None:
+    """Stop nbclient from sending each Output widget's contents back to the kernel.
+
+    nbclient plays the front end when it runs a lab; after every output captured by an
+    ``ipywidgets.Output`` it sends the widget's whole output list back to the kernel on the
+    shell channel. With a Plotly figure in it (tens of kB) that send makes nbclient miss the
+    cell's execute_reply until its timeout (measured: a 3 s cell took 41 s at timeout=40).
+    The kernel never reads that echo, and the outputs still reach the notebook's widget
+    state, which the tests read.
+    """
+    from nbclient import output_widget
+
+    output_widget.OutputWidget.sync_state = lambda self: None
+
+
+_no_output_widget_echo()
+
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"

