@@ -28,6 +28,9 @@ from attnlab.attention import (
 from attnlab.positional import sinusoidal_encoding
 
 
+NOT_WRITTEN = "not written yet"
+
+
 @dataclass
 class CheckResult:
     """The verdict of one checker."""
@@ -44,9 +47,11 @@ class CheckResult:
     def message(self) -> str:
         """The verdict as one short paragraph."""
         if self.passed:
-            return f"✅ {self.name}: all {len(self.cases_passed)} checks passed."
+            return f"✓ {self.name}: all {len(self.cases_passed)} checks passed."
+        if self.hint.startswith(NOT_WRITTEN):
+            return f"✗ {self.name}: {self.hint}"
         done = f" ({len(self.cases_passed)} passed before it)" if self.cases_passed else ""
-        return f"❌ {self.name}: the case “{self.failed_case}” failed{done}.\n   Hint: {self.hint}"
+        return f"✗ {self.name}: the case “{self.failed_case}” failed{done}.\n   Hint: {self.hint}"
 
     def __repr__(self) -> str:
         return self.message()
@@ -83,7 +88,7 @@ def _run(name: str, cases: list[tuple[str, Callable[[], None]]], verbose: bool) 
             break
         except NotImplementedError:
             result.passed, result.failed_case = False, case_name
-            result.hint = "not written yet: replace `raise NotImplementedError` with your code, then run this cell again."
+            result.hint = f"{NOT_WRITTEN}. Replace `raise NotImplementedError` with your code, then run this cell again."
             break
         except Exception as error:  # the learner's code raised: say what, not where
             result.passed, result.failed_case = False, case_name

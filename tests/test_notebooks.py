@@ -55,7 +55,7 @@ def test_lab_with_its_solutions_passes_every_check(path, tmp_path):
     solved = tmp_path / path.name
     nbformat.write(solve(nbformat.read(path, as_version=4)), solved)
     messages = check_messages(run_lab_at(solved, path.parent))
-    assert messages and all("✅" in m and "❌" not in m for m in messages), messages
+    assert messages and all("✓" in m and "✗" not in m for m in messages), messages
 
 
 def test_labs_have_real_exercises():
