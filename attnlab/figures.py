@@ -285,27 +285,29 @@ def attention_steps(
 # ------------------------------------------------------------------ positions and masks
 
 
+def _position_grid(z: np.ndarray, x_title: str, title: str, alt: str, height: int, colorscale: str,
+                   colorbar: str, hover: str, **value_range) -> go.Figure:
+    """A heatmap with positions down the rows: the shared frame of the position figures."""
+    fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, colorbar={"title": {"text": colorbar}},
+                               hovertemplate=hover + "<extra></extra>", **value_range))
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text="position", autorange="reversed")
+    fig.update_layout(title={"text": html.escape(title)}, height=height, meta={"alt": alt})
+    return fig
+
+
 def positional_heatmap(encoding: np.ndarray, title: str = "Sinusoidal positional encoding") -> go.Figure:
     """Positions on rows, encoding dimensions on columns, values in [-1, 1] on a diverging scale."""
-    fig = go.Figure(go.Heatmap(z=encoding, colorscale="RdBu", zmin=-1, zmax=1, colorbar={"title": {"text": "value"}},
-                               hovertemplate="position %{y}, dimension %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_xaxes(title_text="dimension")
-    fig.update_yaxes(title_text="position", autorange="reversed")
-    fig.update_layout(title={"text": html.escape(title)}, height=420,
-                      meta={"alt": f"{title}: {encoding.shape[0]} positions by {encoding.shape[1]} dimensions"})
-    return fig
+    return _position_grid(encoding, "dimension", title, height=420, colorscale="RdBu", zmin=-1, zmax=1,
+                          colorbar="value", hover="position %{y}, dimension %{x}: %{z:.3f}",
+                          alt=f"{title}: {encoding.shape[0]} positions by {encoding.shape[1]} dimensions")
 
 
 def similarity_matrix(encoding: np.ndarray, title: str = "How similar two positions are") -> go.Figure:
     """Dot products between every pair of position vectors: bright near the diagonal, darker far from it."""
-    similarity = encoding @ encoding.T
-    fig = go.Figure(go.Heatmap(z=similarity, colorscale=SEQUENTIAL, colorbar={"title": {"text": "p·q"}},
-                               hovertemplate="positions %{y} and %{x}: %{z:.2f}<extra></extra>"))
-    fig.update_xaxes(title_text="position")
-    fig.update_yaxes(title_text="position", autorange="reversed")
-    fig.update_layout(title={"text": html.escape(title)}, height=440,
-                      meta={"alt": f"{title}: dot products of {len(encoding)} positions with each other"})
-    return fig
+    return _position_grid(encoding @ encoding.T, "position", title, height=440, colorscale=SEQUENTIAL,
+                          colorbar="p·q", hover="positions %{y} and %{x}: %{z:.2f}",
+                          alt=f"{title}: dot products of {len(encoding)} positions with each other")
 
 
 def masked_scores(scores: np.ndarray, mask: np.ndarray, tokens: Sequence[str], title: str = "Raw and masked") -> go.Figure:
@@ -519,13 +521,9 @@ def attention_steps_explorer(q: np.ndarray, k: np.ndarray, v: np.ndarray, tokens
     n = len(tokens)
     start = list(temperatures).index(1.0) if 1.0 in temperatures else 0
     figures = [attention_steps(q, k, v, tokens, query, temperature=temperatures[start], title=title) for query in range(n)]
-    fig = go.Figure(figures[0])
     per_query = len(figures[0].data)  # 3 bar charts and 1 output heatmap
-    fig.data = []
-    for query, figure in enumerate(figures):
-        for trace in figure.data:
-            trace.visible = query == 0
-            fig.add_trace(trace)
+    traces = [trace.update(visible=query == 0) for query, figure in enumerate(figures) for trace in figure.data]
+    fig = go.Figure(data=traces, layout=figures[0].layout)
     scaled = (q @ k.T) / np.sqrt(q.shape[-1])  # (T, T)
     moving = [query * per_query + 2 for query in range(n)] + [query * per_query + 3 for query in range(n)]
     frames, steps = [], []
@@ -544,7 +542,7 @@ def attention_steps_explorer(q: np.ndarray, k: np.ndarray, v: np.ndarray, tokens
         {"title.text": html.escape(f"{title}: query “{tokens[query]}”")}]} for query in range(n)]
     fig.update_layout(
         # Top left, below the title: clear of plotly's mode bar at the top right.
-        updatemenus=[{"buttons": buttons, "x": 0.06, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
+        updatemenus=[{"buttons": buttons, "x": 0.1, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
                       "pad": {"b": 34}, "active": 0}],
         annotations=list(fig.layout.annotations) + [
             {"text": "query:", "x": 0.0, "xref": "paper", "xanchor": "left", "y": 1.0, "yref": "paper",
@@ -588,17 +586,15 @@ def position_similarity_choices(encodings: Mapping[str, np.ndarray], title: str 
         return unit @ unit.T  # (P, P)
 
     names = list(encodings)
-    fig = go.Figure(go.Heatmap(z=cosine(encodings[names[0]]), zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
-                               colorbar={"title": {"text": "cosine"}},
-                               hovertemplate="positions %{y} and %{x}: %{z:.2f}<extra></extra>"))
+    fig = _position_grid(cosine(encodings[names[0]]), "position", f"{title}: {names[0]}", height=560,
+                         colorscale="RdBu_r", zmin=-1, zmax=1, colorbar="cosine",
+                         hover="positions %{y} and %{x}: %{z:.2f}",
+                         alt=f"{title}: a heatmap of position against position, bright red on the diagonal; "
+                             "a menu switches between " + ", ".join(names))
     buttons = [{"label": html.escape(name), "method": "update",
                 "args": [{"z": [cosine(encodings[name])]}, {"title.text": html.escape(f"{title}: {name}")}]}
                for name in names]
-    fig.update_xaxes(title_text="position")
-    fig.update_yaxes(title_text="position", autorange="reversed", scaleanchor="x")
-    fig.update_layout(title={"text": html.escape(f"{title}: {names[0]}"), "x": 0.01, "xanchor": "left", "pad": {"l": 8}}, height=560,
-                      updatemenus=[{"buttons": buttons, "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}],
-                      margin={"t": 110},
-                      meta={"alt": f"{title}: a heatmap of position against position, bright red on the diagonal; a "
-                                   "menu switches between " + ", ".join(names)})
+    fig.update_yaxes(scaleanchor="x")
+    fig.update_layout(title={"x": 0.01, "xanchor": "left", "pad": {"l": 8}}, margin={"t": 110},
+                      updatemenus=[{"buttons": buttons, "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}])
     return fig

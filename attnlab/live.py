@@ -16,7 +16,7 @@ from IPython.display import display
 
 from attnlab import render
 from attnlab.errors import AttnlabError, InputError
-from attnlab.extraction import attend, head_internals
+from attnlab.extraction import attend, check_layer_head, head_internals
 from attnlab.figures import attention_heatmap, attention_steps, head_view, model_view
 from attnlab.models import SUGGESTED_HUB_MODELS, load
 from attnlab.patterns import find_heads
@@ -30,7 +30,10 @@ OWN_TEXT = "(type your own below)"
 class LiveExplorer:
     """Controls, a message line and a figure; ``widget`` is what is displayed."""
 
-    def __init__(self, model: str = "minilm", text: str | None = None, lab: str | None = None):
+    def __init__(self, model: str = "minilm", text: str | None = None, lab: str | None = None, *,
+                 layer: int | None = None, head: int | None = None, view: str | None = None):
+        if view is not None and view not in VIEWS:
+            raise InputError(f"Unknown view {view!r}: choose one of {', '.join(VIEWS)}.")
         first = text or next(iter(EXAMPLES.values()))
         self.example = widgets.Dropdown(options=[OWN_TEXT, *EXAMPLES], value=OWN_TEXT if text else next(iter(EXAMPLES)),
                                         description="Example")
@@ -56,7 +59,11 @@ class LiveExplorer:
             widgets.HBox([self.layer, self.head]), self.view, widgets.HBox([self.query, self.temperature]),
             self.patterns, self.message, self.output,
         ])
-        self._load_model()
+        if self._load_model() and (layer is not None or head is not None):
+            check_layer_head(layer or 0, head or 0, self.model.n_layers, self.model.n_heads, self.model.name)
+        for control, value in ((self.layer, layer), (self.head, head), (self.view, view)):
+            if value is not None:
+                control.value = value  # before the first drawing, and before any control is observed
         self._run_model()
         self.example.observe(self._on_example, names="value")
         self.text.observe(lambda _: self._run_model(), names="value")
@@ -163,12 +170,7 @@ def explore(model: str = "minilm", text: str | None = None, lab: str | None = No
 
     ``layer``, ``head`` and ``view`` (one of ``VIEWS``) choose what it opens on.
     """
-    explorer = LiveExplorer(model, text, lab)
-    if view is not None and view not in VIEWS:
-        raise InputError(f"Unknown view {view!r}: choose one of {', '.join(VIEWS)}.")
-    for control, value in ((explorer.layer, layer), (explorer.head, head), (explorer.view, view)):
-        if value is not None:
-            control.value = value
+    explorer = LiveExplorer(model, text, lab, layer=layer, head=head, view=view)
     if render.building_book():
         show_frozen([[explorer.example, explorer.model_name], [explorer.text], [explorer.layer, explorer.head],
                      [explorer.view]], explorer.last_figure, lab)

@@ -55,11 +55,11 @@ def race(lengths: list[int], d_model: int = 64, repeats: int = 5, device: str = 
     """Time ``rnn_forward`` and ``attention_forward`` at each sequence length, on ``device``."""
     generator = torch.Generator().manual_seed(seed)
     w_x, w_h, w_q, w_k = (torch.randn(d_model, d_model, generator=generator).to(device) / d_model**0.5 for _ in range(4))
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)  # GPU work is asynchronous
     results = []
     with torch.no_grad():
         for length in lengths:
             x = torch.randn(length, d_model, generator=generator).to(device)
-            sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
             def run_rnn():
                 rnn_forward(x, w_x, w_h)

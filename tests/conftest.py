@@ -110,6 +110,11 @@ class PageVisit:
             self.blocked.append(route.request.url)
             route.abort()
 
+    def assert_clean(self) -> None:
+        """Nothing was requested off 127.0.0.1 and the console shows no error."""
+        assert self.blocked == [], f"requests left 127.0.0.1: {self.blocked}"
+        assert self.console_errors == [], self.console_errors
+
     def screenshot(self, name: str, **kwargs) -> Path:
         """Save a screenshot under _build/screenshots for a person to look at."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,6 @@ READ_FIGURE = """() => {
 }"""
 
 
-def _assert_clean(visit):
-    assert visit.blocked == [], f"requests left 127.0.0.1: {visit.blocked}"
-    assert visit.console_errors == [], visit.console_errors
-
-
 def test_pilot_figure_is_drawn_and_reacts_to_its_menu(visit):
     welcome = visit(WELCOME)
     page = welcome.page
@@ -37,7 +32,7 @@ def test_pilot_figure_is_drawn_and_reacts_to_its_menu(visit):
     after = page.evaluate(READ_FIGURE)
     np.testing.assert_allclose(np.array(after["z"], dtype=float), toy_attention(0.5), atol=1e-9)
     welcome.screenshot("welcome-figure.png", full_page=False)
-    _assert_clean(welcome)
+    welcome.assert_clean()
 
 
 def test_math_is_rendered_by_the_local_mathjax(visit):
@@ -46,7 +41,7 @@ def test_math_is_rendered_by_the_local_mathjax(visit):
     assert welcome.page.locator("mjx-container").count() >= 1
     # MathJax turned the TeX into glyphs: no raw TeX source left in the display.
     assert "\\operatorname" not in welcome.page.inner_text("main")
-    _assert_clean(welcome)
+    welcome.assert_clean()
 
 
 def test_lab_page_shows_frozen_controls_and_a_live_figure(visit):
@@ -62,4 +57,4 @@ def test_lab_page_shows_frozen_controls_and_a_live_figure(visit):
                          ".hasAttribute('disabled')")
     notice.scroll_into_view_if_needed()
     lab.screenshot("lab-explorer.png")
-    _assert_clean(lab)
+    lab.assert_clean()

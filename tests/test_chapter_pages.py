@@ -15,11 +15,6 @@ LABS = ["notebooks/01-why-transformers-lab", "notebooks/02-text-to-vectors-lab",
 DRAWN = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => g._fullData).length"
 
 
-def _clean(page_visit):
-    assert page_visit.blocked == [], page_visit.blocked
-    assert page_visit.console_errors == [], page_visit.console_errors
-
-
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_figures_are_drawn_and_solutions_are_folded(visit, name):
     page_visit = visit(f"{name}.html")
@@ -37,7 +32,7 @@ def test_chapter_figures_are_drawn_and_solutions_are_folded(visit, name):
     assert page.locator("a.attnlab-colab, a[href^='https://colab.research.google.com/github/']").count() >= 1
     assert page.locator("#references, section:has(h2:text('References'))").count() >= 1
     page_visit.screenshot(name.split("/")[-1] + ".png", full_page=True)
-    _clean(page_visit)
+    page_visit.assert_clean()
 
 
 def test_chain_and_web_buttons_switch_the_reader(visit):
@@ -50,7 +45,7 @@ def test_chain_and_web_buttons_switch_the_reader(visit):
     page.wait_for_function("() => document.querySelector('.js-plotly-plot').layout.title.text.includes('web')")
     visible = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.visible)")
     assert visible == [False, False, True, True, True]
-    _clean(page_visit)
+    page_visit.assert_clean()
 
 
 def test_step_by_step_explorer_follows_its_menu_and_slider(visit):
@@ -78,7 +73,7 @@ def test_step_by_step_explorer_follows_its_menu_and_slider(visit):
     page.wait_for_timeout(200)
     np.testing.assert_allclose(page.evaluate(read, query)["x"], softmax(head.scaled[query] / 0.25), atol=1e-5)
     page_visit.screenshot("step-by-step-explorer.png")
-    _clean(page_visit)
+    page_visit.assert_clean()
 
 
 @pytest.mark.parametrize("name", LABS)
@@ -90,4 +85,4 @@ def test_lab_page_shows_its_exercises_and_a_frozen_explorer(visit, name):
     solutions = page.locator("details:has(summary:text('Show a solution'))")
     assert solutions.count() >= 1 and solutions.first.get_attribute("open") is None  # solutions start folded
     assert "not written yet" in page.inner_text("main")  # the unsolved checks speak, kindly
-    _clean(page_visit)
+    page_visit.assert_clean()

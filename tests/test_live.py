@@ -78,3 +78,19 @@ def test_static_site_shows_a_frozen_snapshot(monkeypatch, capsys):
     snapshot = frozen_copy(shown.layer)
     shown.layer.value = 4  # a later cell moves the live control
     assert snapshot.disabled and snapshot.value == 0 and snapshot.max == 5
+
+
+def test_it_opens_on_the_chosen_head_and_view(monkeypatch):
+    monkeypatch.delenv(render.BOOK_BUILD_ENV, raising=False)
+    opened = LiveExplorer("minilm", text="The cat sat on the mat.", layer=2, head=3, view="step by step")
+    assert (opened.layer.value, opened.head.value, opened.view.value) == (2, 3, "step by step")
+    assert opened.model_runs == 1 and len(opened.last_figure.data) == 4  # the step view's four panels
+
+
+@pytest.mark.parametrize("options, message", [({"view": "sideways"}, "Unknown view"), ({"layer": 9}, "layer")])
+def test_a_bad_opening_choice_gets_a_message(monkeypatch, options, message):
+    from attnlab.errors import InputError
+
+    monkeypatch.delenv(render.BOOK_BUILD_ENV, raising=False)
+    with pytest.raises(InputError, match=message):
+        LiveExplorer("minilm", **options)

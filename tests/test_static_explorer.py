@@ -97,7 +97,7 @@ def test_choosing_sentence_layer_and_head_draws_the_right_weights(visit):
                               " return d[d.length - 3]; }")
     assert highlight["name"] == "highlight" and highlight["y"][:2] == [3, 2]
     page_visit.screenshot("explorer-playground.png")
-    assert page_visit.blocked == [] and page_visit.console_errors == []
+    page_visit.assert_clean()
 
 
 @pytest.mark.site
