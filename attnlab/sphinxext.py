@@ -24,17 +24,15 @@ from attnlab import render, widgets
 from attnlab.labs import Repository
 
 PLOTLY_JS = "vendor/plotly.min.js"  # the full bundle, from the installed plotly package
-PLOTLY_CARTESIAN_JS = "vendor/plotly-cartesian.min.js"  # a third of the size, for the usual 2-D traces
-# Trace types in plotly.js's cartesian partial bundle.
-CARTESIAN_TRACES = {"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
-                    "image", "pie", "scatter", "violin"}
-FONTAWESOME_CSS = "vendor/fontawesome6/css/all.min.css"
+PLOTLY_SMALL_JS = "vendor/plotly-attnlab.min.js"  # a quarter of the size: built by tools/plotly-bundle.js
+# Trace types in that bundle (keep in step with tools/plotly-bundle.js).
+SMALL_BUNDLE_TRACES = {"scatter", "bar", "heatmap"}
+PLOTLY_SMALL_BUILT = ".attnlab/plotly-attnlab.min.js"  # where `make` writes it, inside node_modules
 STATIC = Path(__file__).parent / "static"
 # (folder inside node_modules, folder under _static/vendor, what to leave out)
 NPM_ASSETS = [
     ("mathjax/es5", "mathjax", ()),
     ("@jupyter-widgets/html-manager/dist", "html-manager", ("*.map", "*.d.ts")),
-    ("@fortawesome/fontawesome-free", "fontawesome6", ("js", "svgs", "sprites", "scss", "less", "metadata", "*.ttf")),
 ]
 _TRACES = re.compile(r'data-attnlab-traces="([^"]*)"')
 
@@ -67,19 +65,22 @@ def _lab_role(name, rawtext, text, lineno, inliner, options=None, content=None):
     return [link], []
 
 
-def _dropped(asset) -> bool:
-    """Assets the site does without: sphinx-thebe's (it names a CDN) and FontAwesome's 1.5 MB JS kit."""
-    text = f"{getattr(asset, 'filename', asset) or ''} {getattr(asset, 'attributes', {}).get('body', '')}".lower()
-    return "thebe" in text or "scripts/fontawesome.js" in text
+def _dropped(asset, shows_widgets: bool = True) -> bool:
+    """Assets the site does without: sphinx-thebe's (it names a CDN) and, on a page that shows
+    no widget, the widget manager (~0.6 MB) and the widgets' saved state."""
+    attributes = getattr(asset, "attributes", {})
+    text = f"{getattr(asset, 'filename', asset) or ''} {attributes.get('body', '')}".lower()
+    widget_code = "html-manager" in text or attributes.get("type") == "application/vnd.jupyter.widget-state+json"
+    return "thebe" in text or (widget_code and not shows_widgets)
 
 
 def plotly_bundle_for(body: str) -> str | None:
-    """Which plotly.js this page needs: none, the cartesian partial bundle, or the full one."""
+    """Which plotly.js this page needs: none, the course's small bundle, or the full one."""
     if not any(marker in body for marker in ("plotly-graph-div", "data-attnlab-traces", "attnlab-explorer")):
         return None
     types = {t for found in _TRACES.findall(body) for t in found.split()}
     untagged = body.count("plotly-graph-div") > body.count('class="attnlab-figure"')
-    return PLOTLY_CARTESIAN_JS if types <= CARTESIAN_TRACES and not untagged else PLOTLY_JS
+    return PLOTLY_SMALL_JS if types <= SMALL_BUNDLE_TRACES and not untagged else PLOTLY_JS
 
 
 def _on_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
@@ -88,18 +89,20 @@ def _on_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctr
     bundle = plotly_bundle_for(body)
     if bundle:
         app.add_js_file(bundle, priority=400)
+        app.add_js_file("attnlab-figure-theme.js", priority=405, defer="defer")  # figures follow light / dark
     if "attnlab-explorer" in body:
         app.add_js_file("attnlab-explorer.js", priority=410, defer="defer")
-    if "widget-view+json" in body:
+    # Live explorers show a text snapshot on the site (attnlab.widgets.show_frozen); their widgets
+    # still exist in the kernel, so the page has widget state but no widget to draw.
+    shows_widgets = "widget-view+json" in body
+    if shows_widgets:
         # After MathJax (priority 500), before the widgets are drawn on page load.
         app.add_js_file("mathjax-widgets-shim.js", priority=510, defer="defer")
     # Jupyter Book always loads sphinx-thebe, whose script names a CDN (unpkg); live code on the
-    # page is off in this book (the labs run in Colab). The theme's icons come from a 1.5 MB
-    # FontAwesome JS kit; the same icons as CSS and webfonts weigh about half as much.
+    # page is off in this book (the labs run in Colab).
     for key in ("script_files", "css_files"):
         if key in context:
-            context[key][:] = [asset for asset in context[key] if not _dropped(asset)]  # in place: Sphinx keeps this list
-    app.add_css_file(FONTAWESOME_CSS, priority=100)
+            context[key][:] = [asset for asset in context[key] if not _dropped(asset, shows_widgets)]  # in place: Sphinx keeps this list
 
 
 def copy_vendor(node_modules: Path, target: Path) -> None:
@@ -110,13 +113,13 @@ def copy_vendor(node_modules: Path, target: Path) -> None:
 
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", target / "plotly.min.js")
-    cartesian = node_modules / "plotly.js-cartesian-dist-min" / "plotly-cartesian.min.js"
+    small = node_modules / PLOTLY_SMALL_BUILT
     wanted = get_plotlyjs_version()
-    header = cartesian.read_text(encoding="utf-8")[:200] if cartesian.is_file() else ""
-    if f"v{wanted}" not in header:
-        raise ExtensionError(f"plotly.js-cartesian-dist-min must be version {wanted}, the plotly.js of the installed "
-                             f"plotly package: set it in package.json and run `npm install` ({cartesian}).")
-    shutil.copy2(cartesian, target / "plotly-cartesian.min.js")
+    header = small.read_text(encoding="utf-8")[:200] if small.is_file() else ""
+    if f"v{wanted} " not in header:
+        raise ExtensionError(f"{small} must be plotly.js {wanted}, the plotly.js of the installed plotly package: "
+                             "set plotly.js to that version in package.json, then `make book` rebuilds it.")
+    shutil.copy2(small, target / Path(PLOTLY_SMALL_JS).name)
     for source, name, leave_out in NPM_ASSETS:
         folder = node_modules / source
         if not folder.is_dir():
@@ -128,32 +131,29 @@ def copy_vendor(node_modules: Path, target: Path) -> None:
 
 # The theme's icon variables hold the glyph itself, or its escape: --pst-icon-lightbulb:"\f0eb".
 _THEME_ICON = re.compile('--pst-icon-[\\w-]+:\\s*"(\\\\[0-9a-f]{4}|[\ue000-\uf8ff])"')
-_ICON_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+,?)+)\{--fa:"\\([0-9a-f]+)"')
+# FontAwesome 6.5 writes .fa-bars:before{content:"\f0c9"}; 6.7 writes .fa-bars{--fa:"\f0c9"}.
+_ICON_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+(?::before)?,?)+)\{(?:--fa|content):"\\([0-9a-f]+)"')
 
 
-def subset_icon_fonts(fontawesome: Path, site: Path, more_fonts: tuple[Path, ...] = ()) -> None:
-    """Cut FontAwesome's webfonts down to the icons the built pages use (~280 kB → a few kB).
-
-    ``more_fonts`` are other folders of the same fonts (the theme ships its own copy, which its
-    CSS may load instead of ours).
-    """
+def subset_icon_fonts(fontawesome: Path, site: Path) -> None:
+    """Cut FontAwesome's webfonts (the theme's copy) down to the icons the built pages use (~280 kB → a few kB)."""
     from fontTools import subset
 
     codepoints = {}
     for selectors, code in _ICON_RULE.findall((fontawesome / "css" / "all.min.css").read_text(encoding="utf-8")):
         for name in selectors.split(","):
-            codepoints[name.lstrip(".")] = int(code, 16)
+            codepoints[name.lstrip(".").removesuffix(":before")] = int(code, 16)
     used = {name for page in site.rglob("*.html") for name in re.findall(r"\bfa-[a-z0-9-]+", page.read_text(encoding="utf-8"))}
     wanted = {codepoints[name] for name in used if name in codepoints}
     # The theme also draws icons from its stylesheets (admonition icons: content: "\f0eb").
     for sheet in (site / "_static").rglob("*.css"):
-        if "vendor" not in sheet.parts:
+        if "fontawesome" not in sheet.parts:
             for glyph in _THEME_ICON.findall(sheet.read_text(encoding="utf-8")):
                 wanted.add(int(glyph[1:], 16) if glyph.startswith("\\") else ord(glyph))
     wanted = sorted(wanted)
     options = subset.Options()
     options.flavor = "woff2"
-    for font_file in [f for folder in (fontawesome / "webfonts", *more_fonts) for f in folder.glob("*.woff2")]:
+    for font_file in (fontawesome / "webfonts").glob("*.woff2"):
         font = subset.load_font(str(font_file), options)
         subsetter = subset.Subsetter(options)
         subsetter.populate(unicodes=wanted)
@@ -168,13 +168,14 @@ def _on_finished(app: Sphinx, exception: Exception | None) -> None:
         for source in STATIC.iterdir():
             shutil.copy2(source, static / source.name)
         copy_vendor(Path(app.confdir) / app.config.attnlab_node_modules, static / "vendor")
-        # The theme's template loads this 1.5 MB icon kit on every page; the icons now come from
-        # FontAwesome's CSS (FONTAWESOME_CSS), so the kit is emptied rather than downloaded.
-        kit = static / "scripts" / "fontawesome.js"
-        if kit.is_file():
-            kit.write_text("/* attnlab: icons come from vendor/fontawesome6/css/all.min.css */\n", encoding="utf-8")
-        subset_icon_fonts(static / "vendor" / "fontawesome6", Path(app.outdir),
-                          more_fonts=(static / "vendor" / "fontawesome" / "webfonts",))
+        # The theme's template loads FontAwesome twice on every page: a 1.5 MB JS kit that swaps
+        # icons for SVGs, and the same icons as CSS and webfonts. The kit is emptied rather than
+        # downloaded; the CSS stays, with its fonts cut down to the icons in use.
+        for fontawesome in static.glob("vendor/fontawesome/*/"):
+            kit = fontawesome / "js" / "all.min.js"
+            if kit.is_file():
+                kit.write_text("/* attnlab: icons come from ../css/all.min.css and its webfonts */\n", encoding="utf-8")
+            subset_icon_fonts(fontawesome, Path(app.outdir))
 
 
 def setup(app: Sphinx) -> dict:

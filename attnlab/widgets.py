@@ -8,9 +8,9 @@ as HTML that waits for plotly.js to load before drawing (see
 :func:`attnlab.render.standalone_html`), elsewhere with Plotly's own renderer.
 
 In the static book there is no kernel, so a live control would look alive and do nothing.
-There the explorer says so, shows its controls disabled with a link to the lab in Colab,
-and draws the figure for the controls' current values as an ordinary (still zoomable,
-hoverable) Plotly figure (see :func:`show_frozen`).
+There the explorer says so, with a link to the lab in Colab, lists its controls' values as
+plain text, and draws the figure for those values as an ordinary (still zoomable, hoverable)
+Plotly figure (see :func:`show_frozen`).
 """
 
 from __future__ import annotations
@@ -50,41 +50,56 @@ def static_notice(lab: str | None) -> str:
         url = html.escape(f"{prefix}{lab}", quote=True)
         where = f'<a href="{url}">open this lab in Colab</a> (or run it in Jupyter)'
     return (
-        '<div class="attnlab-static-notice" role="note"><strong>These controls are frozen '
-        f"on this page:</strong> they need a running Python kernel. To use them, {where}. "
-        "The figure below shows their starting values.</div>"
+        '<div class="attnlab-static-notice" role="note"><strong>A live explorer, shown here as a '
+        f"snapshot:</strong> its controls need a running Python kernel. To change them, {where}. "
+        "The figure below was drawn with the values listed here.</div>"
     )
 
 
-def frozen_copy(control: widgets.Widget) -> widgets.Widget:
-    """A disabled copy of a control, so later changes to the original cannot alter what a page shows."""
-    state = {key: value for key, value in control.get_state().items()
-             if not key.startswith("_") and key not in ("layout", "style", "children", "tabbable", "tooltip")}
-    if hasattr(control, "options"):  # selection widgets keep their options in private state
-        state.pop("index", None)
-        state.update(options=control.options, value=control.value)
-    for shared in ("style", "layout"):  # widgets of their own, which copies may share
-        if hasattr(control, shared):
-            state[shared] = getattr(control, shared)
-    copy = type(control)(**state)
-    copy.disabled = True
-    return copy
+def _shown_value(control: widgets.Widget) -> tuple[str, str]:
+    """A control's value as a reader would read it off the control, and what it could be."""
+    value = control.value
+    if hasattr(control, "options") and hasattr(control, "label") and control.label is not None:
+        labels = [option[0] if isinstance(option, tuple) else option for option in control.options]
+        choices = ", ".join(str(label) for label in labels[:8]) + (", …" if len(labels) > 8 else "")
+        return str(control.label), f"one of {choices}" if len(labels) > 1 else ""
+    if isinstance(value, bool):
+        return ("on" if value else "off"), ""
+    if hasattr(control, "min") and hasattr(control, "max"):
+        return f"{value:g}", f"{control.min:g} to {control.max:g}"
+    return str(value), ""
 
 
-def show_frozen(rows: list[list[widgets.Widget]], figure: go.Figure, lab: str | None) -> widgets.VBox:
-    """On the static site: the notice, snapshots of the controls as they are now, and the figure.
+def frozen_html(rows: list[list[widgets.Widget]]) -> str:
+    """The controls as plain HTML: each one's name and the value the figure below was drawn with.
 
-    Snapshots, because a later cell may still move the live controls, and the page must show
-    the values the figure was drawn with. The live controls are disabled too: no kernel answers.
+    Plain text rather than disabled widgets: the widget manager that draws widgets without a
+    kernel weighs ~0.6 MB per page, and a disabled slider still looks like something to drag.
+    """
+    groups = []
+    for row in rows:
+        for control in row:
+            name = control.description or getattr(control, "placeholder", "") or "value"
+            value, choices = _shown_value(control)
+            extra = f' <span class="attnlab-frozen-choices">({html.escape(choices)})</span>' if choices else ""
+            groups.append(f"<div><dt>{html.escape(name)}</dt><dd><span class=\"attnlab-frozen-value\">"
+                          f"{html.escape(value)}</span>{extra}</dd></div>")
+    return f'<dl class="attnlab-frozen-controls">{"".join(groups)}</dl>'
+
+
+def show_frozen(rows: list[list[widgets.Widget]], figure: go.Figure, lab: str | None) -> HTML:
+    """On the static site: the notice, the controls' values as text, and the figure they drew.
+
+    Text, written now, because a later cell may still move the live controls and the page must
+    show the values the figure was drawn with. The live controls are disabled too: no kernel answers.
     """
     for row in rows:
         for control in row:
             control.disabled = True
-    snapshot = [widgets.HBox([frozen_copy(control) for control in row]) for row in rows]
-    box = widgets.VBox([widgets.HTML(static_notice(lab)), *snapshot])
-    display(box)
+    snapshot = HTML(f'<div class="attnlab-frozen">{static_notice(lab)}{frozen_html(rows)}</div>')
+    display(snapshot)
     display(figure)
-    return box
+    return snapshot
 
 
 def explorer(
@@ -98,7 +113,8 @@ def explorer(
     Returns the container widget so tests and notebooks can reach the controls.
     """
     if render.building_book():
-        return show_frozen([list(controls.values())], draw(**_values(controls)), lab)
+        show_frozen([list(controls.values())], draw(**_values(controls)), lab)
+        return widgets.VBox(list(controls.values()))  # not displayed: the page shows the snapshot
 
     row = widgets.HBox(list(controls.values()))
     output = widgets.Output()

@@ -1,6 +1,6 @@
 """Print what a reader's browser downloads for pages of the built site, raw and gzipped.
 
-Usage: .venv/bin/python benchmarks/page_bytes.py [page.html ...]   (after `make book`)
+Usage: .venv/bin/python benchmarks/page_bytes.py [page.html ...]   (after `make book`; default: every page)
 Opens each page cold (fresh profile) in headless Chromium, records every request the page
 makes once it is idle, and sums the files' sizes as served and as gzip (level 6, what
 common web servers use) would send them.
@@ -17,7 +17,12 @@ from urllib.parse import unquote, urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import CHROMIUM_FLAGS, SITE, _QuietHandler, chromium_path  # noqa: E402
 
-DEFAULT_PAGES = ["book/00-welcome.html", "notebooks/00-welcome-lab.html"]
+
+def all_pages() -> list[str]:
+    """Every page of the table of contents."""
+    from tests.test_site import toc_pages
+
+    return [f"{name}.html" for name in toc_pages()]
 
 
 def serve(site: Path):
@@ -38,7 +43,11 @@ def page_files(context, url: str) -> list[str]:
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto(url, wait_until="networkidle")
-    page.evaluate("document.fonts.ready.then(() => true)")  # icon and math fonts load late
+    # MathJax loads its parts, typesets, and only then fetches the math fonts it needs.
+    page.evaluate("async () => { if (window.MathJax && MathJax.startup) await MathJax.startup.promise;"
+                  " await document.fonts.ready; return true; }")
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(500)
     page.wait_for_load_state("networkidle")
     page.close()
     return [unquote(urlparse(u).path).lstrip("/") for u in requested if u.startswith("http://127.0.0.1")]
@@ -68,4 +77,4 @@ def main(pages: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or DEFAULT_PAGES)
+    main(sys.argv[1:] or all_pages())

@@ -16,26 +16,51 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 
-def _no_output_widget_echo() -> None:
-    """Stop nbclient from sending each Output widget's contents back to the kernel.
+def _output_widget_echo_through_asyncio() -> None:
+    """Let nbclient echo an Output widget's contents to the kernel without losing the cell's reply.
 
-    nbclient plays the front end when it runs a lab; after every output captured by an
-    ``ipywidgets.Output`` it sends the widget's whole output list back to the kernel on the
-    shell channel. With a Plotly figure in it (tens of kB) that send makes nbclient miss the
-    cell's execute_reply until its timeout (measured: a 3 s cell took 41 s at timeout=40).
-    The kernel never reads that echo, and the outputs still reach the notebook's widget
-    state, which the tests read.
+    nbclient plays the front end when it runs a lab: after each output captured by an
+    ``ipywidgets.Output`` it sends the widget's outputs back to the kernel on the shell
+    channel, while it waits for the cell's execute_reply on that same (asyncio) socket.
+    jupyter_client's ``Session.send`` sends through a blocking shadow of the socket, and
+    libzmq's send drains the socket's wake-up signal: when the execute_reply has arrived by
+    then (the figure is a cell's last output), the asyncio poll is never woken and nbclient
+    takes the reply only when the poll times out (measured: the explorer cell of lab 00, 0.3 s
+    of kernel time, waited the full 60 s timeout; upstream: jupyter/nbclient#312). Sending
+    the echo through the asyncio socket instead lets pyzmq re-check the socket's events
+    after the send and wake the waiting poll. The kernel still gets the echo, as from a
+    real front end, and the outputs still reach the notebook's widget state.
     """
     from nbclient import output_widget
+    from nbclient.jsonutil import json_clean
 
-    output_widget.OutputWidget.sync_state = lambda self: None
+    def _publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys) -> None:
+        session = self.kernel_client.session
+        content = json_clean(dict(data=data or {}, comm_id=self.comm_id, **keys))
+        msg = session.msg(msg_type, content=content, parent=self.parent_header, metadata=metadata or {})
+        self.kernel_client.shell_channel.socket.send_multipart(session.serialize(msg))
+
+    output_widget.OutputWidget._publish_msg = _publish_msg
 
 
-_no_output_widget_echo()
+_output_widget_echo_through_asyncio()
+
+#: One line per lab run by tests/test_notebooks.py (wall and kernel CPU time), shown after the tests.
+LAB_RUNS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if LAB_RUNS:
+        terminalreporter.section("lab run times")
+        for line in LAB_RUNS:
+            terminalreporter.write_line(line)
+
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "_build" / "html"
+SITE = Path(os.environ.get("ATTNLAB_SITE", ROOT / "_build" / "html"))  # another build: ATTNLAB_SITE=path/_build/html
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+#: The widths every page is checked at: a phone, a tablet, a laptop.
+VIEWPORTS = {"phone": (390, 844), "tablet": (800, 1000), "desktop": (1280, 900)}
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
@@ -92,11 +117,16 @@ def browser(tmp_path_factory):
 class PageVisit:
     """One page opened with every request off 127.0.0.1 blocked, and its errors recorded."""
 
-    def __init__(self, context, url: str):
+    def __init__(self, context, url: str, viewport: tuple[int, int] | None = None, color_scheme: str | None = None):
         self.blocked: list[str] = []
+        self.requested: list[str] = []  # every address the page asked for, in order
         self.console_errors: list[str] = []
         self.bytes_by_url: dict[str, int] = {}
         self.page = context.new_page()
+        if viewport:
+            self.page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+        if color_scheme:
+            self.page.emulate_media(color_scheme=color_scheme)
         self.page.route("**/*", self._route)
         self.page.on("console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text))
         self.page.on("pageerror", lambda err: self.console_errors.append(str(err)))
@@ -104,6 +134,7 @@ class PageVisit:
 
     def _route(self, route) -> None:
         host = urlparse(route.request.url).hostname
+        self.requested.append(route.request.url)
         if route.request.url.startswith("data:") or host == "127.0.0.1":
             route.continue_()
         else:
@@ -125,11 +156,12 @@ class PageVisit:
 
 @pytest.fixture
 def visit(browser, site_url):
-    """Open a page of the built site: ``visit("book/00-welcome.html")``."""
+    """Open a page of the built site: ``visit("book/00-welcome.html")``, optionally
+    ``viewport=(390, 844)`` (a phone) and ``color_scheme="dark"``."""
     opened: list[PageVisit] = []
 
-    def _open(path: str) -> PageVisit:
-        page_visit = PageVisit(browser, f"{site_url}/{path}")
+    def _open(path: str, **options) -> PageVisit:
+        page_visit = PageVisit(browser, f"{site_url}/{path}", **options)
         opened.append(page_visit)
         return page_visit
 

@@ -1,3 +1,5 @@
+import html
+
 import numpy as np
 import pytest
 
@@ -107,7 +109,7 @@ def test_position_figures():
     np.testing.assert_allclose(similarity_matrix(table).data[0].z, table @ table.T)
 
 
-def test_raw_vs_masked_side_by_side():
+def test_raw_above_masked():
     scores = np.random.default_rng(1).normal(size=(4, 4))
     fig = masked_scores(scores, causal_mask_np(4), list("abcd"))
     raw, masked = fig.data
@@ -115,3 +117,97 @@ def test_raw_vs_masked_side_by_side():
     shown = np.array(masked.z, dtype=float)
     assert np.all(np.isnan(shown[np.triu_indices(4, 1)]))
     np.testing.assert_allclose(np.nansum(shown, axis=1), 1.0)
+
+
+# ------------------------------------------------------------ layout that fits a phone (issue 11)
+# The browser checks are tests/test_figure_layout.py; these hold without a browser.
+
+from attnlab import figures  # noqa: E402
+
+
+def _steps_explorer(temperatures=(0.25, 1.0, 4.0)):
+    rng = np.random.default_rng(7)
+    q, k, v = (rng.normal(size=(6, 8)) * 3 for _ in range(3))
+    return figures.attention_steps_explorer(q, k, v, list("abcdef"), temperatures=temperatures)
+
+
+def test_softmax_panel_holds_every_weight_after_every_frame():
+    fig = _steps_explorer()
+    axis = fig.layout.xaxis3  # the third panel: the softmax weights
+    assert tuple(axis.range) == (0, 1) and axis.autorange in (None, False)
+    weights = [np.asarray(trace.x) for frame in fig.frames for trace in frame.data if trace.type == "bar"]
+    assert len(weights) == 3 * 6 and max(w.max() for w in weights) > 0.9  # T = 0.25 is sharp: nearly 1
+    assert all(0 <= w.min() and w.max() <= 1 for w in weights)
+
+
+def test_titles_wrap_for_a_phone_and_leave_the_mode_bar_band_free():
+    tokens = "The keys that the man on the left had left on the table are missing".split()
+    fig = figures.chain_vs_web(tokens, source=1, target=13)
+    for text in [fig.layout.title.text] + [button.args[1]["title.text"] for button in fig.layout.updatemenus[0].buttons]:
+        assert max(len(html.unescape(line)) for line in text.split("<br>")) <= figures.TITLE_CHARS
+    for fig in (fig, _steps_explorer(), figures.influence_chart([1.0, 0.1], [1.0, 1.0])):
+        title = fig.layout.title
+        assert title.yref == "container" and title.yanchor == "top" and title.xanchor == "left"
+        assert (1 - title.y) * fig.layout.height >= figures.MODEBAR_BAND  # below the mode bar
+        assert fig.layout.margin.t >= figures.MODEBAR_BAND + figures.TITLE_LINE  # the plot starts below the title
+
+
+def test_chain_and_web_stay_inside_their_axes():
+    tokens = "The keys that the man on the left had left on the table are missing".split()
+    fig = figures.chain_vs_web(tokens, source=1, target=13)
+    low, high = fig.layout.yaxis.range
+    for trace in fig.data:
+        ys = [y for y in trace.y if y is not None]
+        assert low <= min(ys) and max(ys) <= high, trace.name
+    assert list(fig.layout.xaxis.ticktext) == tokens  # the words are tick labels: plotly tilts them on a phone
+
+
+def test_legends_lie_below_the_plot():
+    for fig in (figures.race_chart([16, 64], [1.0, 2.0], [0.1, 0.5], "cpu"),
+                figures.influence_chart([1.0, 0.1], [1.0, 1.0]),
+                figures.scaling_chart([4, 16], [4, 16], [1, 1], [0.5, 0.9], [0.3, 0.3]),
+                figures.normalise_vs_softmax({"x": [2.0, -1.0, 0.5]}, ["a", "b", "c"]),
+                figures.embedding_scatter(np.eye(3)[:, :2], ["a", "b", "c"], ["g", "g", "h"], [0.5, 0.2])):
+        legend = fig.layout.legend
+        assert (legend.orientation, legend.yref, legend.y, legend.yanchor) == ("h", "container", 0, "bottom")
+
+
+def test_race_chart_ticks_are_far_enough_apart_for_a_phone():
+    lengths = [16, 64, 256, 1024, 2048, 4096, 8192]
+    fig = figures.race_chart(lengths, [1.0] * 7, [1.0] * 7, "cpu")
+    ticks = list(fig.layout.xaxis.tickvals)
+    assert ticks == [16, 64, 256, 1024, 4096]
+    assert all(b / a >= 3.5 for a, b in zip(ticks, ticks[1:]))
+
+
+def _label_boxes(points, words, positions, x_range, y_range, width, height):
+    """The label boxes place_labels assumes, in px: (left, top, right, bottom) per word."""
+    boxes = []
+    for (x, y), word, position in zip(points, words, positions):
+        px = (x - x_range[0]) / (x_range[1] - x_range[0]) * width
+        py = height - (y - y_range[0]) / (y_range[1] - y_range[0]) * height
+        w, h = figures.LABEL_CHAR * len(word) + 4, 17
+        dx, dy = figures.LABEL_POSITIONS[position]
+        cx = px + (dx * (w / 2 + 1) if dy else dx * (5.5 + 2 + w / 2))
+        cy = py + dy * (5.5 + 2 + h / 2)
+        boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+    return boxes
+
+
+def test_scatter_labels_are_placed_apart_and_inside_the_axes():
+    # Two tight clusters, like the cities and the feelings of chapter 2.
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(0, 0.06, (6, 2)), rng.normal(0, 0.06, (6, 2)) + [1, 1]])
+    words = ["paris", "london", "berlin", "tokyo", "rome", "madrid", "happy", "sad", "angry", "afraid", "glad", "calm"]
+    positions, x_range, y_range = figures.place_labels(points, words)
+    assert len(set(positions)) > 2  # not just above and below
+    for width, height in figures.SCATTER_AREAS:
+        boxes = _label_boxes(points, words, positions, x_range, y_range, width, height)
+        for i, a in enumerate(boxes):
+            assert a[0] >= -1 and a[1] >= -1 and a[2] <= width + 1 and a[3] <= height + 1, words[i]
+            for j, b in enumerate(boxes[:i]):
+                overlap = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+                assert min(overlap) <= 3, (words[i], words[j], width)
+    fig = figures.embedding_scatter(points, words, ["cities"] * 6 + ["feelings"] * 6, [0.3, 0.2])
+    assert [p for trace in fig.data for p in trace.textposition] == positions
+    assert tuple(fig.layout.xaxis.range) == tuple(x_range) and tuple(fig.layout.yaxis.range) == tuple(y_range)

@@ -70,14 +70,15 @@ def test_hostile_text_and_unknown_model_are_escaped(explorer):
     assert explorer.model.name == "minilm"  # the previous model stays in use
 
 
-def test_static_site_shows_a_frozen_snapshot(monkeypatch, capsys):
-    from attnlab.widgets import frozen_copy
-
+def test_static_site_shows_a_frozen_snapshot(monkeypatch):
     monkeypatch.setenv(render.BOOK_BUILD_ENV, "1")
-    shown = explore("minilm", lab="10-lab.ipynb")
-    snapshot = frozen_copy(shown.layer)
-    shown.layer.value = 4  # a later cell moves the live control
-    assert snapshot.disabled and snapshot.value == 0 and snapshot.max == 5
+    shown = []
+    monkeypatch.setattr("attnlab.widgets.display", shown.append)
+    explorer = explore("minilm", lab="10-lab.ipynb")
+    explorer.layer.value = 4  # a later cell moves the live control: the page keeps what it drew
+    snapshot, figure = shown
+    assert '<dt>Layer</dt><dd><span class="attnlab-frozen-value">0</span>' in snapshot.data and "0 to 5" in snapshot.data
+    assert explorer.layer.disabled and figure is not None
 
 
 def test_it_opens_on_the_chosen_head_and_view(monkeypatch):

@@ -2,13 +2,15 @@
 
 import os
 import re
+import resource
+import time
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
 from attnlab import render
-from tests.conftest import ROOT
+from tests.conftest import LAB_RUNS, ROOT
 
 LABS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -20,12 +22,28 @@ def run_lab(path):
 def run_lab_at(path, folder):
     nb = nbformat.read(path, as_version=4)
     env_before = os.environ.pop(render.BOOK_BUILD_ENV, None)  # the live path, not the book's
+    # One compute thread per lab kernel. With torch's default, a thread per core, every small op
+    # of a loop like lab 1's RNN waits at a thread barrier whenever another process holds one of
+    # a shared machine's cores: measured on 2 cores, lab 1's RNN timing cell (0.3 s alone) took
+    # 8 s to over 60 s, mostly waiting. A learner's own kernel keeps the default.
+    kernel_env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    wall, cpu = time.perf_counter(), _children_cpu()
     try:
-        NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+        NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute(
+            env=kernel_env)
     finally:
         if env_before is not None:
             os.environ[render.BOOK_BUILD_ENV] = env_before
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split(" ")[0].split("[")[0]
+        LAB_RUNS.append(f"lab {path.stem}: {time.perf_counter() - wall:.1f} s wall, "
+                        f"{_children_cpu() - cpu:.1f} s kernel CPU ({test})")
     return nb
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children: here, the lab kernel once it has been shut down."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 EXERCISE_LABS = [p for p in LABS if any("exercise" in c.metadata.get("tags", []) for c in nbformat.read(p, 4).cells)]

@@ -56,20 +56,33 @@ def test_plotly_js_only_where_a_figure_is(pages):
 
 
 def test_the_smaller_plotly_bundle_serves_two_dimensional_figures(pages):
-    from attnlab.sphinxext import PLOTLY_CARTESIAN_JS, PLOTLY_JS, plotly_bundle_for
+    from attnlab.sphinxext import PLOTLY_JS, PLOTLY_SMALL_JS, plotly_bundle_for
 
     for name in ("book/00-welcome", "book/explorer-playground"):
-        assert PLOTLY_CARTESIAN_JS in pages[name] and PLOTLY_JS not in pages[name], name
+        assert PLOTLY_SMALL_JS in pages[name] and PLOTLY_JS not in pages[name], name
     three_d = '<div class="attnlab-figure" data-attnlab-traces="scatter3d"><div class="plotly-graph-div"></div></div>'
     assert plotly_bundle_for(three_d) == PLOTLY_JS
     untagged = '<div class="plotly-graph-div"></div>'  # a figure not drawn by attnlab's renderer
     assert plotly_bundle_for(untagged) == PLOTLY_JS
     assert plotly_bundle_for("<p>no figure</p>") is None
+    pie = '<div class="attnlab-figure" data-attnlab-traces="pie"><div class="plotly-graph-div"></div></div>'
+    assert plotly_bundle_for(pie) == PLOTLY_JS  # not in the small bundle
+
+
+def test_the_small_bundle_holds_the_traces_the_site_expects(site):
+    from attnlab.sphinxext import PLOTLY_SMALL_JS, SMALL_BUNDLE_TRACES
+
+    built = (site / "_static" / PLOTLY_SMALL_JS).read_text(encoding="utf-8")
+    header = built[:200]
+    assert header.startswith("/* plotly.js v") and all(trace in header for trace in SMALL_BUNDLE_TRACES)
+    source = (ROOT / "tools" / "plotly-bundle.js").read_text(encoding="utf-8")
+    listed = set(re.search(r"const TRACES = \[([^\]]*)\]", source).group(1).replace('"', "").replace(" ", "").split(","))
+    assert listed | {"scatter"} == SMALL_BUNDLE_TRACES
 
 
 def test_vendored_assets_are_in_the_site(site):
     vendor = site / "_static" / "vendor"
-    for asset in ("plotly.min.js", "mathjax/tex-mml-chtml.js", "html-manager/embed.js"):
+    for asset in ("plotly.min.js", "mathjax/startup.js", "mathjax/input/tex.js", "html-manager/embed.js"):
         assert (vendor / asset).stat().st_size > 10_000, asset
 
 

@@ -29,12 +29,29 @@ def test_live_explorer_redraws_when_a_value_is_set(monkeypatch):
 def test_static_explorer_freezes_controls_and_links_to_colab(monkeypatch):
     monkeypatch.setenv(render.BOOK_BUILD_ENV, "1")
     monkeypatch.setenv(COLAB_PREFIX_ENV, "https://colab.example/notebooks/")
+    shown = []
+    monkeypatch.setattr("attnlab.widgets.display", shown.append)
     controls = _controls()
-    box = explorer(lambda temperature: attention_heatmap(toy_attention(temperature), TOKENS), controls, lab="lab.ipynb")
+    explorer(lambda temperature: attention_heatmap(toy_attention(temperature), TOKENS), controls, lab="lab.ipynb")
     assert controls["temperature"].disabled
-    notice = box.children[0].value
-    assert "need a running Python kernel" in notice
-    assert 'href="https://colab.example/notebooks/lab.ipynb"' in notice
+    snapshot, figure = shown  # plain HTML, then the figure: no widget is drawn on the page
+    assert "need a running Python kernel" in snapshot.data
+    assert 'href="https://colab.example/notebooks/lab.ipynb"' in snapshot.data
+    assert '<span class="attnlab-frozen-value">1</span>' in snapshot.data and "0.1 to 4" in snapshot.data
+    assert figure.layout.title.text == "Attention weights"
+
+
+def test_frozen_controls_read_as_text_and_are_escaped():
+    from attnlab.widgets import frozen_html
+
+    rows = [[widgets.Dropdown(options=[("a <b>", 0), ("c", 1)], value=1, description="pick"),
+             widgets.Text(value="<script>alert(1)</script>", description="sentence")],
+            [widgets.Checkbox(value=True, description="causal"), widgets.IntSlider(value=3, min=0, max=5)]]
+    shown = frozen_html(rows)
+    assert "<script>" not in shown and "&lt;script&gt;" in shown and "a &lt;b&gt;" in shown
+    assert '<dt>pick</dt><dd><span class="attnlab-frozen-value">c</span>' in shown
+    assert "<dt>causal</dt><dd><span class=\"attnlab-frozen-value\">on</span>" in shown
+    assert "<dt>value</dt>" in shown and "0 to 5" in shown  # a control without a description
 
 
 def test_notice_escapes_the_link(monkeypatch):

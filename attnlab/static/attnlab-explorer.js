@@ -70,20 +70,35 @@
     this.status.className = "attnlab-explorer-status";
     this.status.setAttribute("aria-live", "polite");
     root.appendChild(this.status);
-    var stage = document.createElement("div");
-    stage.className = "attnlab-explorer-stage";
+    // The stage scrolls sideways when a long sentence's cells would be too small to read (phones);
+    // the canvas inside it is as wide as the figure, with the plot and its labels.
+    this.stage = document.createElement("div");
+    this.stage.className = "attnlab-explorer-stage";
+    // A region that may scroll must be reachable from the keyboard (arrow keys scroll it).
+    this.stage.tabIndex = 0;
+    this.stage.setAttribute("role", "region");
+    this.stage.setAttribute("aria-label", "Attention figure (scrolls sideways when wider than the screen)");
+    this.canvas = document.createElement("div");
+    this.canvas.className = "attnlab-explorer-canvas";
     this.plot = document.createElement("div");
     this.plot.className = "attnlab-explorer-plot";
     // Token labels of the heatmap are HTML above the plot: plotly.js would redraw 64 tick labels
     // on every change of z, which takes most of a redraw; these are drawn once per sentence.
     this.labels = document.createElement("div");
     this.labels.className = "attnlab-explorer-labels";
-    stage.appendChild(this.plot);
-    stage.appendChild(this.labels);
-    root.appendChild(stage);
+    this.canvas.appendChild(this.plot);
+    this.canvas.appendChild(this.labels);
+    this.stage.appendChild(this.canvas);
+    root.appendChild(this.stage);
     root.attnlab = this;
     this.draw();
+    // The site's light / dark switch: redraw in the new colours.
+    new MutationObserver(function () { self.drawn = null; self.draw(); })
+      .observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
   }
+
+  // Cells of the one-head heatmap stay at least this wide: below it the labels cannot be read.
+  var MIN_CELL = 14, ONE_HEAD_FRAME = 244;
 
   Explorer.prototype.matrix = function (s, layer, head) {
     var tokens = this.data.sentences[s].tokens, n = tokens.length, bytes = this.weights[s];
@@ -105,11 +120,11 @@
       data: [{
         type: "heatmap", z: this.matrix(s, layer, head), x: ticks.map(Number), y: ticks.map(Number),
         zmin: 0, zmax: 1, colorscale: VIRIDIS, zsmooth: "fast", // one pixel per cell, scaled: far faster to redraw
-        customdata: hover, colorbar: { title: { text: "weight" } },
+        customdata: hover, colorbar: { title: { text: "weight", side: "right" }, thickness: 14 },
         hovertemplate: "query <b>%{customdata[0]}</b> → key <b>%{customdata[1]}</b><br>weight %{z:.3f}<extra></extra>",
       }],
       layout: {
-        height: 160 + 22 * n, margin: { t: 122, l: 122, r: 20, b: 10 }, plot_bgcolor: MASKED,
+        height: 160 + 22 * n, margin: { t: 122, l: 122, r: 44, b: 10 }, plot_bgcolor: MASKED,
         // The token labels are drawn by placeLabels(), in HTML, in the space these margins leave.
         xaxis: { showticklabels: false, ticks: "", side: "top", range: [-0.5, n - 0.5] },
         yaxis: { showticklabels: false, ticks: "", range: [n - 0.5, -0.5] },
@@ -267,7 +282,12 @@
       Plotly.relayout(this.plot, { shapes: [this.frame(s, layer, head)] });
     } else {
       var figure = [this.oneHead, this.allHeads, this.headView][view].call(this, s, layer, head);
-      Plotly.react(this.plot, figure.data, figure.layout, CONFIG);
+      var needed = view === 0 ? ONE_HEAD_FRAME + MIN_CELL * this.data.sentences[s].tokens.length : 0;
+      var scrolls = needed > this.stage.clientWidth;
+      this.canvas.style.width = scrolls ? needed + "px" : "";
+      if (scrolls) figure.layout.width = needed;  // plotly.js keeps its last width on react otherwise
+      var theme = window.attnlabFigureTheme;
+      Plotly.react(this.plot, figure.data, theme ? theme.apply(figure.layout) : figure.layout, CONFIG);
       if (!this.listening) { this.listen(); this.listening = true; }
       this.placeLabels(view === 0 ? this.data.sentences[s].tokens : null);
     }

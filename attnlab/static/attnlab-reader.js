@@ -1,0 +1,38 @@
+/* attnlab (attnlab/sphinxext_reader.py): display equations that scroll can be scrolled from the keyboard.
+ *
+ * A display equation wider than its column scrolls sideways (attnlab.css). A keyboard user can
+ * scroll it only if it can take focus (WCAG 2.1.1; axe: scrollable-region-focusable). MathJax's
+ * menu made every equation focusable; the book loads MathJax without its menu. This makes the
+ * equations that scroll focusable, exactly those, again whenever the window's width changes.
+ */
+(() => {
+  "use strict";
+  const MARK = "attnlabScrolls";  // data-attnlab-scrolls: the tabindex is ours
+
+  const scrolls = (el) => ["auto", "scroll"].includes(getComputedStyle(el).overflowX) && el.scrollWidth > el.clientWidth + 1;
+
+  const update = () => {
+    for (const box of document.querySelectorAll('mjx-container[display="true"]')) {
+      const scroller = [box, box.parentElement].find((el) => el && scrolls(el));
+      for (const el of [box, box.parentElement]) {
+        if (!el) continue;
+        if (el === scroller && !el.hasAttribute("tabindex")) {
+          el.setAttribute("tabindex", "0");
+          el.dataset[MARK] = "";
+        } else if (el !== scroller && MARK in el.dataset) {
+          el.removeAttribute("tabindex");
+          delete el.dataset[MARK];
+        }
+      }
+    }
+  };
+
+  const afterMath = () => {
+    const typeset = window.MathJax && MathJax.startup && MathJax.startup.promise;
+    (typeset || Promise.resolve()).then(update);
+  };
+  if (document.readyState === "complete") afterMath();
+  else window.addEventListener("load", afterMath);  // MathJax loads async: it has run by "load"
+  let timer;
+  window.addEventListener("resize", () => { clearTimeout(timer); timer = setTimeout(update, 150); });
+})();
