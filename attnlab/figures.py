@@ -14,13 +14,14 @@ grow with their tick labels (``automargin``), and values never leave their axes
 from __future__ import annotations
 
 import html
-import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from attnlab.attention import rows_sum_to_one
+from attnlab.figure_layout import (LEGEND_BELOW, MODEBAR_BAND, choice_heading, menu_row, place_labels, title_layout,
+                                   title_lines, title_space, wrap)
 
 #: Perceptually uniform and readable with the common colour-vision deficiencies.
 SEQUENTIAL = "Viridis"
@@ -29,81 +30,6 @@ SEQUENTIAL = "Viridis"
 def escape_labels(tokens: Sequence[str]) -> list[str]:
     """Tokens as safe label text: no tag in a sentence can become markup."""
     return [html.escape(str(token), quote=True) for token in tokens]
-
-
-# ------------------------------------------------------------------ layout for every width
-
-#: plotly's mode bar (on hover, and on phones on every tap) is 22 px of buttons 2 px below the
-#: figure's top right corner, up to ~270 px wide, more than half a phone's column: no text
-#: goes in this band at the top of a figure.
-MODEBAR_BAND = 30
-TITLE_SIZE = 15
-TITLE_LINE = 20  # px per title line at TITLE_SIZE
-#: Characters per title line: at most ~300 px at TITLE_SIZE, inside a phone's column.
-TITLE_CHARS = 38
-MENU_ROW = 34  # px of a row of buttons or of a closed dropdown
-LABEL_CHAR = 7.2  # px per character of 12 px text, a little more than most fonts need
-#: A horizontal legend at the bottom of the figure: the bottom margin grows to fit it, in
-#: as many rows as the width needs, below the x axis's tick labels and title.
-LEGEND_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "xref": "container",
-                "y": 0, "yanchor": "bottom", "yref": "container"}
-
-
-def _wrap(text: str, width: int = TITLE_CHARS) -> str:
-    """``text`` HTML-escaped and broken into lines of at most ``width`` characters (a longer word
-    keeps a line); a newline in ``text`` always breaks."""
-    lines = [line for part in str(text).split("\n")
-             for line in textwrap.wrap(part, width, break_long_words=False, break_on_hyphens=False) or [""]]
-    return "<br>".join(html.escape(line) for line in lines)
-
-
-def _choice_heading(title: str, choice: str) -> str:
-    """``title · choice``, on one line if it fits a phone, else the choice on a line of its own."""
-    joined = f"{title} · {choice}"
-    return joined if len(joined) <= TITLE_CHARS else f"{title} ·\n{choice}"
-
-
-def _title_lines(*variants: str) -> int:
-    """How many lines the longest of these titles takes once wrapped."""
-    return max(_wrap(text).count("<br>") + 1 for text in variants)
-
-
-def _title_space(lines: int) -> int:
-    """px from the top of a figure to below its title of ``lines`` lines."""
-    return MODEBAR_BAND + TITLE_LINE * lines + 6
-
-
-def _title(text: str, height: float, lines: int = 1) -> dict:
-    """A figure title at the top left, below the mode bar's band, wrapped to fit a phone.
-
-    ``height`` is the figure's; ``lines`` the most lines any text of this title will take
-    (menus change it).
-    """
-    # plotly lifts a title of several lines by 0.7 em more than a title of one line
-    # (and ignores pad.t for it): place its top by its y.
-    below = MODEBAR_BAND + 2 + (0.7 * TITLE_SIZE if max(lines, _title_lines(text)) > 1 else 0)
-    return {"text": _wrap(text), "font": {"size": TITLE_SIZE}, "x": 0, "xref": "container", "xanchor": "left",
-            "pad": {"l": 10}, "y": 1 - below / height, "yref": "container", "yanchor": "top"}
-
-
-def _menu_row(menu: dict, label: str | None, above_plot: int) -> tuple[dict, list[dict], int]:
-    """Place ``menu`` in a row of its own between the title and the plot, left-aligned with the plot.
-
-    ``above_plot`` px are left free between the menu and the plot (for subplot titles).
-    A short ``label`` goes left of the menu, a longer one on a line above it. Returns the
-    menu, its label's annotations and the height in px of the row.
-    """
-    annotations, height, shift = [], MENU_ROW, 0
-    if label:
-        inline = len(label) <= 10
-        shift = int(LABEL_CHAR * len(label)) + 10 if inline else 0
-        annotations.append({"text": html.escape(label), "showarrow": False, "x": 0, "xref": "paper", "xanchor": "left",
-                            "y": 1, "yref": "paper", "yanchor": "middle" if inline else "bottom",
-                            "yshift": above_plot + (MENU_ROW // 2 - 2 if inline else MENU_ROW - 2)})
-        height += 0 if inline else 18
-    menu = {**menu, "x": 0, "xanchor": "left", "y": 1, "yanchor": "bottom",
-            "pad": {"b": above_plot, "l": shift, "t": 0, "r": 0}}
-    return menu, annotations, height
 
 
 MASKED_COLOUR = "#c8c8c8"  # masked cells: grey, never confused with the dark end of Viridis (weight 0)
@@ -174,10 +100,10 @@ def attention_heatmap(
     _token_axes(fig, queries, keys)
     if mask is not None:
         fig.update_layout(plot_bgcolor=MASKED_COLOUR)
-    top = _title_space(_title_lines(title))
+    top = title_space(title_lines(title))
     height = top + 30 * len(queries) + 110  # 110: the keys' labels and title below, tilted on a phone
     fig.update_layout(
-        title=_title(title, height),
+        title=title_layout(title, height),
         height=height,
         margin={"t": top + 8, "l": 10, "r": 10, "b": 10},
         meta={"alt": alt or f"{title}: a heatmap of {len(queries)} query rows by {len(keys)} key columns"},
@@ -205,27 +131,28 @@ def attention_heatmap_choices(
             # plotly.js 3+ ignores a plain-string "title" here: it must be "title.text".
             "args": [
                 {"z": [_check_attention(choices[name], len(tokens), len(tokens))]},
-                {"title.text": _wrap(_choice_heading(title, name))},
+                {"title.text": wrap(choice_heading(title, name))},
             ],
         }
         for name in names
     ]
     # The menu in a row of its own between the title and the plot: it covers nothing but the
     # plot, and only while it is open.
-    lines = _title_lines(*(_choice_heading(title, name) for name in names))
-    top = _title_space(lines)
-    menu, annotations, row = _menu_row({"buttons": buttons, "direction": "down", "showactive": True}, menu_label, 10)
+    lines = title_lines(*(choice_heading(title, name) for name in names))
+    top = title_space(lines)
+    menu, annotations, row = menu_row({"buttons": buttons, "direction": "down", "showactive": True}, menu_label, 10)
     height = fig.layout.height - fig.layout.margin.t + top + row + 10
     fig.update_layout(updatemenus=[menu], annotations=annotations, height=height, margin={"t": top + row + 10},
-                      title=_title(_choice_heading(title, first), height, lines))
+                      title=title_layout(choice_heading(title, first), height, lines))
     return fig
 
 
 # ------------------------------------------------------------------ head view
 
 
-#: Okabe–Ito: eight colours distinguishable with the common colour-vision deficiencies.
-HEAD_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+#: Okabe–Ito, with grey for its black (which vanishes on a dark page): distinguishable with the common
+#: colour-vision deficiencies.
+HEAD_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
 
 
 def head_view(
@@ -269,10 +196,10 @@ def head_view(
         ))
     fig.update_xaxes(visible=False, range=[-0.45, 1.45])
     fig.update_yaxes(visible=False, autorange="reversed")
-    top = _title_space(_title_lines(title))
+    top = title_space(title_lines(title))
     height = top + 26 * length + 70  # 70: the legend below
     fig.update_layout(
-        title=_title(title, height), height=height, plot_bgcolor="white",
+        title=title_layout(title, height), height=height, plot_bgcolor="white",
         legend={**LEGEND_BELOW, "title": {"text": "click to hide"}}, margin={"l": 10, "r": 10, "t": top, "b": 10},
         meta={"alt": f"{title}: lines from each of {length} tokens on the left to the tokens it attends to on the right"},
     )
@@ -310,10 +237,10 @@ def model_view(
                                    yref=f"y{layer * n_heads + head + 1} domain", x=0.5, y=0.05)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
-    top = _title_space(_title_lines(title))
+    top = title_space(title_lines(title))
     height = top + 90 * n_layers + 10
     fig.update_layout(
-        title=_title(title, height), height=height, margin={"l": 10, "r": 40, "t": top, "b": 10},
+        title=title_layout(title, height), height=height, margin={"l": 10, "r": 40, "t": top, "b": 10},
         meta={"alt": f"{title}: a grid of {n_layers} layers by {n_heads} heads of small attention maps"},
     )
     return fig
@@ -364,10 +291,10 @@ def attention_steps(
     fig.update_layout(yaxis5={"domain": [0.0, 1.0], "anchor": "x4", "visible": False})
     fig.update_xaxes(title_text="dimension", nticks=4, automargin=True, row=1, col=4)
     heading = f"{title}: query “{tokens[query]}”"
-    top = _title_space(_title_lines(heading)) + 40  # 40: the panels' titles, in two lines
+    top = title_space(title_lines(heading)) + 40  # 40: the panels' titles, in two lines
     height = top + 24 * len(keys) + 60
     fig.update_layout(
-        title=_title(heading, height), height=height, margin={"t": top, "l": 10, "r": 10, "b": 10},
+        title=title_layout(heading, height), height=height, margin={"t": top, "l": 10, "r": 10, "b": 10},
         meta={"alt": f"Four panels for the query {tokens[query]}: raw scores, scaled scores, softmax weights "
                      "and the output vector"},
     )
@@ -386,8 +313,8 @@ def _position_grid(z: np.ndarray, x_title: str, title: str, alt: str, height: in
                                hovertemplate=hover + "<extra></extra>", **value_range))
     fig.update_xaxes(title_text=x_title, automargin=True)
     fig.update_yaxes(title_text="position", autorange="reversed", automargin=True)
-    top = _title_space(_title_lines(title))
-    fig.update_layout(title=_title(title, height), height=height, margin={"t": top, "l": 10, "r": 10, "b": 10},
+    top = title_space(title_lines(title))
+    fig.update_layout(title=title_layout(title, height), height=height, margin={"t": top, "l": 10, "r": 10, "b": 10},
                       meta={"alt": alt})
     return fig
 
@@ -433,9 +360,9 @@ def masked_scores(scores: np.ndarray, mask: np.ndarray, tokens: Sequence[str], t
         fig.update_yaxes(tickmode="array", tickvals=positions, ticktext=labels, autorange="reversed",
                          automargin=True, row=row, col=1)
     fig.update_annotations(font={"size": 12})
-    top = _title_space(_title_lines(title)) + 24  # 24: the first panel's title
+    top = title_space(title_lines(title)) + 24  # 24: the first panel's title
     height = top + 2 * 24 * len(labels) + 110
-    fig.update_layout(title=_title(title, height), height=height, plot_bgcolor=MASKED_COLOUR,
+    fig.update_layout(title=title_layout(title, height), height=height, plot_bgcolor=MASKED_COLOUR,
                       margin={"t": top, "l": 10, "r": 10, "b": 10},
                       meta={"alt": f"{title}: raw scores and, below them, masked attention weights (grey is masked)"})
     return fig
@@ -492,16 +419,16 @@ def chain_vs_web(tokens: Sequence[str], source: int, target: int) -> go.Figure:
     web_title = f"Attention web: “{tokens[target]}” looks at “{tokens[source]}” directly, in 1 step"
     buttons = [
         {"label": "recurrent chain", "method": "update",
-         "args": [{"visible": [True, True, False, False, True]}, {"title.text": _wrap(chain_title)}]},
+         "args": [{"visible": [True, True, False, False, True]}, {"title.text": wrap(chain_title)}]},
         {"label": "attention web", "method": "update",
-         "args": [{"visible": [False, False, True, True, True]}, {"title.text": _wrap(web_title)}]},
+         "args": [{"visible": [False, False, True, True, True]}, {"title.text": wrap(web_title)}]},
     ]
-    lines = _title_lines(chain_title, web_title)
-    menu, _, row = _menu_row({"type": "buttons", "direction": "right", "buttons": buttons, "showactive": True}, None, 8)
-    top = _title_space(lines) + row + 8
+    lines = title_lines(chain_title, web_title)
+    menu, _, row = menu_row({"type": "buttons", "direction": "right", "buttons": buttons, "showactive": True}, None, 8)
+    top = title_space(lines) + row + 8
     height = top + 140 + 100  # the arcs' plot, then the words (tilted on a phone) and the legend below
     fig.update_layout(
-        title=_title(chain_title, height, lines), height=height, plot_bgcolor="white", updatemenus=[menu],
+        title=title_layout(chain_title, height, lines), height=height, plot_bgcolor="white", updatemenus=[menu],
         # The range holds the highest arc (height 1) and the points' markers.
         xaxis={"range": [-0.6, n - 0.4], "tickmode": "array", "tickvals": xs, "ticktext": labels, "showgrid": False,
                "zeroline": False, "showline": False, "ticks": "", "automargin": True},
@@ -533,8 +460,8 @@ def race_chart(lengths: Sequence[int], rnn_ms: Sequence[float], attention_ms: Se
     fig.update_yaxes(type="log", title_text="median time (ms, log scale)", automargin=True)
     heading = f"Measured on this machine ({device})"
     fig.update_layout(
-        title=_title(heading, 440), height=440, hovermode="x unified",
-        legend=LEGEND_BELOW, margin={"t": _title_space(_title_lines(heading)), "l": 10, "r": 10, "b": 10},
+        title=title_layout(heading, 440), height=440, hovermode="x unified",
+        legend=LEGEND_BELOW, margin={"t": title_space(title_lines(heading)), "l": 10, "r": 10, "b": 10},
         meta={"alt": "Log–log chart of measured milliseconds against sequence length for a recurrent loop and for one "
                      "attention step; the recurrent line rises in proportion to T, the attention line eventually "
                      "rises with T squared."},
@@ -543,132 +470,6 @@ def race_chart(lengths: Sequence[int], rnn_ms: Sequence[float], attention_ms: Se
 
 
 # ------------------------------------------------------------------ chapter 2: embeddings
-
-
-#: Where a point's label may go, in order of preference, and which way each moves the label's box.
-LABEL_POSITIONS = {"top center": (0, -1), "bottom center": (0, 1), "middle right": (1, 0), "middle left": (-1, 0),
-                   "top right": (1, -1), "top left": (-1, -1), "bottom right": (1, 1), "bottom left": (-1, 1)}
-#: Plot areas (px) a 520 px tall scatter gets in a phone's column and in a desktop's.
-SCATTER_AREAS = ((280, 330), (600, 340))
-
-
-def place_labels(points: np.ndarray, words: Sequence[str], marker: float = 11,
-                 areas: Sequence[tuple[float, float]] = SCATTER_AREAS) -> tuple[list[str], list[float], list[float]]:
-    """A textposition for each point's label, so that labels overlap neither each other nor points.
-
-    Each label is a box of its word's estimated size at one of the eight positions around its
-    point. The cost of a placement is the area (px²) where labels overlap each other, and
-    less where they cover markers or stick out of the plot, summed over the plot ``areas``
-    (a phone's and a desktop's): minimised greedily, then by moving one label, or two
-    neighbours together, while that helps; the best of a few starts. The axes' ranges are
-    then widened on each side until every label lies inside them, and the labels placed
-    again. Returns the positions and the x and y ranges.
-    """
-    points = np.asarray(points, dtype=float)
-    n = len(points)
-    sizes = np.array([[LABEL_CHAR * len(str(w)) + 4, 17.0] for w in words])  # (n, 2): width, height in px
-    moves = np.array(list(LABEL_POSITIONS.values()), dtype=float)  # (8, 2), screen y downwards
-    radius, gap = marker / 2, 2.0
-    # Box centres relative to their points, in px: (n, 8, 2). Diagonal labels start at the point.
-    offsets = moves[None] * (radius + gap + sizes[:, None] / 2)
-    offsets[:, :, 0] = np.where(moves[None, :, 1] != 0, moves[None, :, 0] * (sizes[:, None, 0] / 2 + 1), offsets[:, :, 0])
-    low, high = points.min(axis=0), points.max(axis=0)
-    span = np.where(high - low > 0, high - low, 1.0)
-
-    def ranges(pad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return low - pad[:, 0] * span, high + pad[:, 1] * span
-
-    def layouts(pad: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per plot area: the points in px, every label position's box centre, the area's size."""
-        lo, hi = ranges(pad)
-        out = []
-        for width, height in areas:
-            px = (points - lo) / (hi - lo) * [width, height]
-            px[:, 1] = height - px[:, 1]
-            out.append((px, px[:, None] + offsets, np.array([width, height], dtype=float)))
-        return out
-
-    def tables(where) -> tuple[np.ndarray, np.ndarray]:
-        """Costs in px² summed over the areas: of each label's own positions (n, 8) (markers it
-        covers, what sticks out of the plot, a slight preference for the earlier positions), and
-        of each pair of labels' positions (n, 8, n, 8), the area of their overlap."""
-        own, pair = np.tile(0.01 * np.arange(len(moves)), (n, 1)), np.zeros((n, len(moves), n, len(moves)))
-        half = sizes / 2
-        for px, centres, area in where:
-            reach = half[:, None, None, None] + half[None, None, :, None]  # (n, 1, n, 1, 2)
-            d = np.maximum(0, reach - np.abs(centres[:, :, None, None] - centres[None, None]))
-            pair += d[..., 0] * d[..., 1]
-            d = np.maximum(0, half[:, None, None] + radius - np.abs(centres[:, :, None] - px[None, None]))
-            own += 0.5 * np.sum(d[..., 0] * d[..., 1], axis=2)
-            own += 3 * np.sum(np.maximum(0, half[:, None] - centres) + np.maximum(0, centres + half[:, None] - area), axis=2)
-        pair[np.arange(n), :, np.arange(n), :] = 0
-        return own, pair
-
-    def arrange(where, rng: np.random.Generator) -> np.ndarray:
-        """Greedy (the most crowded point first, then random orders), sweeps that move one label,
-        then moves of two overlapping neighbours at once; the best of a few starts."""
-        own, pair = tables(where)
-        px = where[0][0]
-        distance = np.linalg.norm(px[:, None] - px[None], axis=-1)  # (n, n), in the first area's px
-        crowd, near = np.sum(distance < 80, axis=1), distance < 100
-        everyone = np.arange(n)
-
-        def against(i: int, placed: np.ndarray) -> np.ndarray:  # (8,): label i's cost at each position
-            others = np.flatnonzero((placed >= 0) & (everyone != i))
-            return own[i] + pair[i][:, others, placed[others]].sum(axis=1)
-
-        best, best_cost = None, np.inf
-        for start in range(6):
-            order = np.argsort(-crowd, kind="stable") if start == 0 else rng.permutation(n)
-            placed = np.full(n, -1)
-            for i in order:
-                placed[i] = int(np.argmin(against(i, placed)))
-            for _sweep in range(6):
-                before = placed.copy()
-                for i in range(n):
-                    placed[i] = int(np.argmin(against(i, placed)))
-                # A label that still overlaps another may need a neighbour to make room: move both.
-                stuck = [i for i in range(n) if against(i, placed)[placed[i]] - own[i, placed[i]] > 1]
-                for i, j in ((i, j) for i in stuck for j in np.flatnonzero(near[i]) if j != i):
-                    others = np.flatnonzero((everyone != i) & (everyone != j))
-                    joint = (own[i][:, None] + own[j][None] + pair[i, :, j, :]
-                             + pair[i][:, others, placed[others]].sum(axis=1)[:, None]
-                             + pair[j][:, others, placed[others]].sum(axis=1)[None])
-                    placed[i], placed[j] = np.unravel_index(int(np.argmin(joint)), joint.shape)
-                if np.array_equal(before, placed):
-                    break
-            total = (own[everyone, placed].sum()
-                     + pair[everyone[:, None], placed[:, None], everyone[None], placed[None]].sum() / 2)
-            if total < best_cost:
-                best, best_cost = placed.copy(), total
-        return best
-
-    def overflow(where, placed: np.ndarray) -> np.ndarray:
-        """How far labels stick out of the plot: [[left, right], [bottom, top]], as fractions of its size."""
-        need = np.zeros((2, 2))
-        for _px, centres, area in where:
-            c, half = centres[np.arange(n), placed], sizes / 2
-            over_low = np.max(half - c, axis=0) / area  # left, top (screen)
-            over_high = np.max(c + half - area, axis=0) / area  # right, bottom (screen)
-            need = np.maximum(need, [[over_low[0], over_high[0]], [over_high[1], over_low[1]]])
-        return need
-
-    def widen(pad: np.ndarray, need: np.ndarray) -> np.ndarray:
-        return pad + np.maximum(need, 0) * (1 + pad.sum(axis=1, keepdims=True)) * 1.3 + 0.005 * (need > 0.002)
-
-    rng = np.random.default_rng(0)  # the same figure for the same data
-    pad = np.full((2, 2), 0.06)  # [x: left, right], [y: bottom, top], as fractions of the points' span
-    for _ in range(8):  # widen each side of the ranges until every label lies inside, at every size
-        where = layouts(pad)
-        placed = arrange(where, rng)
-        need = overflow(where, placed)
-        if np.all(need <= 0.002):
-            break
-        pad = widen(pad, need)
-    lo, hi = ranges(pad)
-    chosen = [int(k) for k in placed]
-    names = list(LABEL_POSITIONS)
-    return [names[k] for k in chosen], [float(v) for v in (lo[0], hi[0])], [float(v) for v in (lo[1], hi[1])]
 
 
 def embedding_scatter(points: np.ndarray, words: Sequence[str], groups: Sequence[str], explained: Sequence[float],
@@ -694,8 +495,8 @@ def embedding_scatter(points: np.ndarray, words: Sequence[str], groups: Sequence
                             "font": {"size": 12}}, zeroline=False, range=x_range, automargin=True)
     fig.update_yaxes(title={"text": f"second principal direction ({100 * explained[1]:.0f}%)", "font": {"size": 12}},
                      zeroline=False, range=y_range, automargin=True)
-    top = _title_space(_title_lines(title))
-    fig.update_layout(title=_title(title, 520), height=520, plot_bgcolor="white", legend=LEGEND_BELOW,
+    top = title_space(title_lines(title))
+    fig.update_layout(title=title_layout(title, 520), height=520, plot_bgcolor="white", legend=LEGEND_BELOW,
                       margin={"t": top + 4, "l": 10, "r": 10, "b": 10},
                       meta={"alt": f"{title}: {len(labels)} words as points, coloured by group: "
                                    + ", ".join(dict.fromkeys(groups))})
@@ -730,13 +531,13 @@ def normalise_vs_softmax(examples: Mapping[str, Sequence[float]], labels: Sequen
         divided, soft = both(examples[name])
         scores = ", ".join(f"{s:g}" for s in examples[name])
         buttons.append({"label": html.escape(name), "method": "update",
-                        "args": [{"y": [divided, soft]}, {"title.text": _wrap(f"scores ({scores})")}]})
+                        "args": [{"y": [divided, soft]}, {"title.text": wrap(f"scores ({scores})")}]})
     headings = [f"scores ({', '.join(f'{s:g}' for s in examples[name])})" for name in names]
-    lines = _title_lines(*headings)
-    menu, _, row = _menu_row({"buttons": buttons}, None, 8)
-    top = _title_space(lines) + row + 8
+    lines = title_lines(*headings)
+    menu, _, row = menu_row({"buttons": buttons}, None, 8)
+    top = title_space(lines) + row + 8
     fig.update_layout(
-        barmode="group", height=420, title=_title(headings[0], 420, lines), updatemenus=[menu],
+        barmode="group", height=420, title=title_layout(headings[0], 420, lines), updatemenus=[menu],
         yaxis={"title": {"text": "weight"}, "zeroline": True, "zerolinecolor": "#444", "automargin": True},
         legend=LEGEND_BELOW, margin={"t": top, "l": 10, "r": 10, "b": 10},
         meta={"alt": "Grouped bars comparing, for each word, its weight when scores are divided by their sum and "
@@ -805,16 +606,16 @@ def attention_steps_explorer(q: np.ndarray, k: np.ndarray, v: np.ndarray, tokens
     headings = [f"{title}: query “{token}”" for token in tokens]  # the temperature is the slider's
     buttons = [{"label": safe[query], "method": "update", "args": [
         {"visible": [i // per_query == query for i in range(n * per_query)]},
-        {"title.text": _wrap(headings[query])}]} for query in range(n)]
+        {"title.text": wrap(headings[query])}]} for query in range(n)]
     # Title, then the query menu in a row of its own, the panels' titles, the panels; below
     # them their axes and the temperature slider.
-    lines = _title_lines(*headings)
-    menu, labels, row = _menu_row({"buttons": buttons, "active": 0}, "query:", 24)
-    top = _title_space(lines) + row + 24
+    lines = title_lines(*headings)
+    menu, labels, row = menu_row({"buttons": buttons, "active": 0}, "query:", 24)
+    top = title_space(lines) + row + 24
     bottom = 50 + 90  # tick labels and the axis title, then the slider
     height = top + 24 * n + bottom
     fig.update_layout(
-        title=_title(headings[0], height, lines), updatemenus=[menu],
+        title=title_layout(headings[0], height, lines), updatemenus=[menu],
         annotations=list(fig.layout.annotations) + labels,
         sliders=[{"steps": steps, "active": start,
                   "currentvalue": {"prefix": "softmax temperature T = ", "font": {"size": 13}},
@@ -841,8 +642,8 @@ def influence_chart(recurrent: Sequence[float], attention: Sequence[float]) -> g
     fig.update_yaxes(type="log", title={"text": "influence |∂ output / ∂ token| (log)", "font": {"size": 13}},
                      exponentformat="power", automargin=True)
     heading = "Measured: how much the last output depends on each earlier token"
-    fig.update_layout(height=440, legend=LEGEND_BELOW, title=_title(heading, 440),
-                      margin={"t": _title_space(_title_lines(heading)), "l": 10, "r": 10, "b": 10},
+    fig.update_layout(height=440, legend=LEGEND_BELOW, title=title_layout(heading, 440),
+                      margin={"t": title_space(title_lines(heading)), "l": 10, "r": 10, "b": 10},
                       meta={"alt": "Log-scale chart: a recurrent network's dependence on earlier tokens falls by orders "
                                    "of magnitude with distance, while attention's stays at the same level."})
     return fig
@@ -865,13 +666,13 @@ def position_similarity_choices(encodings: Mapping[str, np.ndarray], title: str 
                              "a menu switches between " + ", ".join(names))
     buttons = [{"label": html.escape(name), "method": "update",
                 # Menu arguments are written as JSON text: three decimals keep them small.
-                "args": [{"z": [np.round(cosine(encodings[name]), 3)]}, {"title.text": _wrap(f"{title}:\n{name}")}]}
+                "args": [{"z": [np.round(cosine(encodings[name]), 3)]}, {"title.text": wrap(f"{title}:\n{name}")}]}
                for name in names]
     # No square cells (scaleanchor): on a phone they would leave half the figure empty.
-    lines = _title_lines(*(f"{title}:\n{name}" for name in names))
-    menu, _, row = _menu_row({"buttons": buttons}, None, 8)
-    top = _title_space(lines) + row + 8
+    lines = title_lines(*(f"{title}:\n{name}" for name in names))
+    menu, _, row = menu_row({"buttons": buttons}, None, 8)
+    top = title_space(lines) + row + 8
     height = fig.layout.height + top - fig.layout.margin.t
-    fig.update_layout(title=_title(f"{title}:\n{names[0]}", height, lines), height=height, margin={"t": top},
+    fig.update_layout(title=title_layout(f"{title}:\n{names[0]}", height, lines), height=height, margin={"t": top},
                       updatemenus=[menu])
     return fig

@@ -122,7 +122,7 @@ def test_raw_above_masked():
 # ------------------------------------------------------------ layout that fits a phone (issue 11)
 # The browser checks are tests/test_figure_layout.py; these hold without a browser.
 
-from attnlab import figures  # noqa: E402
+from attnlab import figure_layout, figures  # noqa: E402
 
 
 def _steps_explorer(temperatures=(0.25, 1.0, 4.0)):
@@ -144,12 +144,12 @@ def test_titles_wrap_for_a_phone_and_leave_the_mode_bar_band_free():
     tokens = "The keys that the man on the left had left on the table are missing".split()
     fig = figures.chain_vs_web(tokens, source=1, target=13)
     for text in [fig.layout.title.text] + [button.args[1]["title.text"] for button in fig.layout.updatemenus[0].buttons]:
-        assert max(len(html.unescape(line)) for line in text.split("<br>")) <= figures.TITLE_CHARS
+        assert max(len(html.unescape(line)) for line in text.split("<br>")) <= figure_layout.TITLE_CHARS
     for fig in (fig, _steps_explorer(), figures.influence_chart([1.0, 0.1], [1.0, 1.0])):
         title = fig.layout.title
         assert title.yref == "container" and title.yanchor == "top" and title.xanchor == "left"
-        assert (1 - title.y) * fig.layout.height >= figures.MODEBAR_BAND  # below the mode bar
-        assert fig.layout.margin.t >= figures.MODEBAR_BAND + figures.TITLE_LINE  # the plot starts below the title
+        assert (1 - title.y) * fig.layout.height >= figure_layout.MODEBAR_BAND  # below the mode bar
+        assert fig.layout.margin.t >= figure_layout.MODEBAR_BAND + figure_layout.TITLE_LINE  # the plot starts below the title
 
 
 def test_chain_and_web_stay_inside_their_axes():
@@ -186,8 +186,8 @@ def _label_boxes(points, words, positions, x_range, y_range, width, height):
     for (x, y), word, position in zip(points, words, positions):
         px = (x - x_range[0]) / (x_range[1] - x_range[0]) * width
         py = height - (y - y_range[0]) / (y_range[1] - y_range[0]) * height
-        w, h = figures.LABEL_CHAR * len(word) + 4, 17
-        dx, dy = figures.LABEL_POSITIONS[position]
+        w, h = figure_layout.LABEL_CHAR * len(word) + 4, 17
+        dx, dy = figure_layout.LABEL_POSITIONS[position]
         cx = px + (dx * (w / 2 + 1) if dy else dx * (5.5 + 2 + w / 2))
         cy = py + dy * (5.5 + 2 + h / 2)
         boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
@@ -199,9 +199,9 @@ def test_scatter_labels_are_placed_apart_and_inside_the_axes():
     rng = np.random.default_rng(0)
     points = np.concatenate([rng.normal(0, 0.06, (6, 2)), rng.normal(0, 0.06, (6, 2)) + [1, 1]])
     words = ["paris", "london", "berlin", "tokyo", "rome", "madrid", "happy", "sad", "angry", "afraid", "glad", "calm"]
-    positions, x_range, y_range = figures.place_labels(points, words)
+    positions, x_range, y_range = figure_layout.place_labels(points, words)
     assert len(set(positions)) > 2  # not just above and below
-    for width, height in figures.SCATTER_AREAS:
+    for width, height in figure_layout.SCATTER_AREAS:
         boxes = _label_boxes(points, words, positions, x_range, y_range, width, height)
         for i, a in enumerate(boxes):
             assert a[0] >= -1 and a[1] >= -1 and a[2] <= width + 1 and a[3] <= height + 1, words[i]
