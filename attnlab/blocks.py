@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnlab import validate
 from attnlab.attention import causal_mask, scaled_dot_product_attention
+from attnlab.errors import InputError
 
 
 def _combine(mask: torch.Tensor | None, causal: torch.Tensor | None) -> torch.Tensor | None:
@@ -27,8 +29,12 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, fused: bool = True):
         super().__init__()
+        d_model = validate.whole_number(d_model, "d_model", minimum=1)
+        n_heads = validate.whole_number(n_heads, "n_heads", minimum=1)
         if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+            raise InputError(f"d_model={d_model} is not divisible by n_heads={n_heads}: "
+                             "each head gets d_model / n_heads features, so pick n_heads that divides d_model.")
+        self.d_model = d_model
         self.n_heads = n_heads
         self.head_dim = d_model // n_heads
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -56,15 +62,25 @@ class MultiHeadAttention(nn.Module):
         is_causal: bool = False,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Self-attention (``key_value=None``) or cross-attention; returns (output, per-head weights)."""
-        source = query if key_value is None else key_value
+        """Self-attention (``key_value=None``) or cross-attention; returns (output, per-head weights).
+
+        ``is_causal`` lets query i see keys 0..i (aligned top-left, as in PyTorch), in both the
+        fused and the written-out path, for self- and cross-attention alike.
+        """
+        self._check_input(query, "query")
+        source = query if key_value is None else self._check_input(key_value, "key_value")
+        if source.size(0) != query.size(0) or source.device != query.device:
+            raise InputError(f"key_value must be a batch of the same size, on the same device, as query: got "
+                             f"{tuple(source.shape)} on {source.device} and {tuple(query.shape)} on {query.device}.")
         q = self.split_heads(self.q_proj(query))  # (B, H, T_q, hd)
         k = self.split_heads(self.k_proj(source))  # (B, H, T_k, hd)
         v = self.split_heads(self.v_proj(source))  # (B, H, T_k, hd)
-        causal = causal_mask(q.size(-2), device=q.device) if is_causal else None
+        causal = causal_mask(q.size(-2), device=q.device, n_keys=k.size(-2)) if is_causal else None
         dropout = self.dropout if self.training else 0.0
         if self.fused and not need_weights:
-            if mask is None and is_causal:
+            if mask is not None:  # the fused kernel's own errors are not written for learners
+                _check_mask(mask, q, k)
+            if mask is None and is_causal and q.size(-2) == k.size(-2):
                 out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
             else:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=_combine(mask, causal), dropout_p=dropout)
@@ -73,6 +89,32 @@ class MultiHeadAttention(nn.Module):
             out, weights = scaled_dot_product_attention(q, k, v, _combine(mask, causal), dropout, self.training)
         return self.out_proj(self.merge_heads(out)), weights  # (B, T_q, C), (B, H, T_q, T_k)
 
+    def _check_input(self, x, name: str):
+        validate.tensor(x, name, min_dims=0)
+        if x.dim() != 3 or x.size(-1) != self.d_model:
+            raise InputError(f"{name} must be (batch, tokens, {self.d_model}) for this layer of width d_model="
+                             f"{self.d_model}, got shape {tuple(x.shape)}.")
+        weight = self.q_proj.weight
+        autocast = torch.is_autocast_enabled(x.device.type)  # there, mixed dtypes are the point
+        if x.device != weight.device or (x.dtype != weight.dtype and not autocast):
+            raise InputError(f"{name} is {x.dtype} on {x.device} but the layer's weights are "
+                             f"{self.q_proj.weight.dtype} on {self.q_proj.weight.device}: "
+                             f"use {name}.to(layer.q_proj.weight) or move the layer.")
+        return x
+
+
+def _check_mask(mask, q, k) -> None:
+    """The same checks as the written-out attention, before the fused kernel sees the mask."""
+    from attnlab.attention import _check_mask_shape
+
+    validate.tensor(mask, "mask", min_dims=0, floating=False)
+    if mask.dtype != torch.bool and not mask.is_floating_point():
+        raise InputError(f"mask must be boolean (True = may attend) or floating-point (added to the scores), "
+                         f"not {mask.dtype}: for 0/1 integers use mask.bool().")
+    if mask.device != q.device:
+        raise InputError(f"mask is on {mask.device} but the input is on {q.device}: move it with mask.to(...).")
+    _check_mask_shape(tuple(mask.shape), (*q.shape[:-1], k.shape[-2]))
+
 
 class FeedForward(nn.Module):
     """Position-wise: the same two-layer network applied to every token on its own."""
@@ -80,7 +122,10 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu", bias: bool = True):
         super().__init__()
         self.expand = nn.Linear(d_model, d_ff, bias=bias)
-        self.activation = {"relu": nn.ReLU(), "gelu": nn.GELU()}[activation]
+        choices = {"relu": nn.ReLU, "gelu": nn.GELU}
+        if activation not in choices:
+            raise InputError(f"activation {activation!r} is not one the course knows: use 'relu' or 'gelu'.")
+        self.activation = choices[activation]()
         self.dropout = nn.Dropout(dropout)
         self.contract = nn.Linear(d_ff, d_model, bias=bias)
 
@@ -212,6 +257,7 @@ class EncoderDecoder(nn.Module):
 
     def embed(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
         """Token ids (B, T) → embeddings scaled by √d_model plus positions (B, T, C)."""
+        check_token_ids(ids, table.num_embeddings, self.position.table.size(0), table.weight.device)
         return self.position(table(ids) * math.sqrt(self.d_model))
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -226,6 +272,25 @@ class EncoderDecoder(nn.Module):
         memory = self.encode(src, src_mask)
         hidden = self.decoder(self.embed(self.tgt_embed, tgt), memory, memory_mask=src_mask)
         return self.generator(hidden)
+
+
+def check_token_ids(ids, vocab_size: int, max_len: int, device, what: str = "token ids",
+                    limit: str = "max_len") -> None:
+    """A friendly InputError unless ``ids`` is a (B, T) integer tensor of valid ids the model can read."""
+    validate.tensor(ids, what, min_dims=0, floating=False)
+    if ids.dim() != 2:
+        raise InputError(f"{what} must be (batch, tokens), got shape {tuple(ids.shape)}: "
+                         "for one sequence use ids[None] or ids.unsqueeze(0).")
+    if ids.dtype in (torch.bool,) or ids.is_floating_point() or ids.is_complex():
+        raise InputError(f"{what} must be whole numbers (torch.long), not {ids.dtype}: use ids.long().")
+    if ids.size(1) > max_len:
+        raise InputError(f"a sequence of {ids.size(1)} tokens is longer than the model's {limit}={max_len}: "
+                         f"cut it, for example ids[:, -{max_len}:].")
+    if ids.device != torch.device(device):
+        raise InputError(f"{what} are on {ids.device} but the model is on {device}: use ids.to({str(device)!r}).")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise InputError(f"{what} must be between 0 and {vocab_size - 1} (the vocabulary has {vocab_size} entries), "
+                         f"got values from {int(ids.min())} to {int(ids.max())}.")
 
 
 # ------------------------------------------------ loading PyTorch's own layers' weights

@@ -25,6 +25,7 @@ from attnlab.attention import (
     scaled_dot_product_attention_np,
     softmax,
 )
+from attnlab.errors import InputError
 from attnlab.positional import sinusoidal_encoding
 
 
@@ -59,14 +60,25 @@ class CheckResult:
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.passed else "#b3261e"
         text = html.escape(self.message()).replace("\n", "<br>")
-        return f'<div style="border-left:4px solid {colour};padding:4px 8px">{text}</div>'
+        return f'<div class="attnlab-check" style="border-left:4px solid {colour};padding:4px 8px">{text}</div>'
 
 
 class Mismatch(Exception):
     """A case failed; the message is the hint shown to the learner."""
 
 
+NOTHING_RETURNED = "your function returned nothing (None): did you forget the `return` line at its end?"
+
+
+def _needs_function(fn: object) -> None:
+    if not callable(fn):
+        raise InputError(f"Give the checker your function itself, without calling it: check(my_function), "
+                         f"not check(my_function(...)); got {type(fn).__name__}.")
+
+
 def _as_array(value, what: str) -> np.ndarray:
+    if value is None:
+        raise Mismatch(NOTHING_RETURNED)
     try:
         return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=float)
     except (TypeError, ValueError):
@@ -107,6 +119,7 @@ def _run(name: str, cases: list[tuple[str, Callable[[], None]]], verbose: bool) 
 
 def check_softmax(fn: Callable[[np.ndarray], np.ndarray], verbose: bool | None = None) -> CheckResult:
     """Check ``fn(scores)`` → softmax over the last axis (each row)."""
+    _needs_function(fn)
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(3, 5))
 
@@ -151,6 +164,8 @@ def check_softmax(fn: Callable[[np.ndarray], np.ndarray], verbose: bool | None =
 
 def _call_attention(fn, q, k, v, mask=None):
     result = fn(q, k, v) if mask is None else fn(q, k, v, mask)
+    if result is None:
+        raise Mismatch(NOTHING_RETURNED)
     if isinstance(result, tuple) and len(result) == 2:
         return _as_array(result[0], "The output"), _as_array(result[1], "The weights")
     raise Mismatch("return two things: (output, weights).")
@@ -161,6 +176,7 @@ def check_attention(fn: Callable, verbose: bool | None = None) -> CheckResult:
 
     ``mask`` is boolean, True where a query may attend to a key.
     """
+    _needs_function(fn)
     rng = np.random.default_rng(1)
     q, k, v = rng.normal(size=(4, 8)), rng.normal(size=(6, 8)), rng.normal(size=(6, 3))
     mask = rng.random((4, 6)) > 0.4
@@ -234,6 +250,7 @@ def check_attention(fn: Callable, verbose: bool | None = None) -> CheckResult:
 
 def check_causal_mask(fn: Callable[[int], np.ndarray], verbose: bool | None = None) -> CheckResult:
     """Check ``fn(size)`` → (size, size) booleans, True where query i may attend to key j."""
+    _needs_function(fn)
     size = 5
     want = causal_mask_np(size)
 
@@ -260,6 +277,7 @@ def check_causal_mask(fn: Callable[[int], np.ndarray], verbose: bool | None = No
 
 def check_multi_head(fn: Callable, verbose: bool | None = None) -> CheckResult:
     """Check ``fn(x, w_q, w_k, w_v, w_o, n_heads)`` → (T, d) multi-head self-attention of x (T, d)."""
+    _needs_function(fn)
     rng = np.random.default_rng(2)
     length, d_model, n_heads = 5, 8, 2
     x = rng.normal(size=(length, d_model))
@@ -296,6 +314,7 @@ def check_multi_head(fn: Callable, verbose: bool | None = None) -> CheckResult:
 
 def check_positional_encoding(fn: Callable[[int, int], np.ndarray], verbose: bool | None = None) -> CheckResult:
     """Check ``fn(num_positions, d_model)`` → the 2017 sinusoidal encoding, (num_positions, d_model)."""
+    _needs_function(fn)
     positions, d_model = 12, 16
     want = sinusoidal_encoding(positions, d_model)
 
@@ -323,6 +342,7 @@ def check_positional_encoding(fn: Callable[[int, int], np.ndarray], verbose: boo
 
 def check_rnn_forward(fn: Callable, verbose: bool | None = None) -> CheckResult:
     """Check ``fn(x, w_x, w_h)`` → every hidden state of h_t = tanh(x_t W_x + h_{t-1} W_h), h_0 = 0: (T, C)."""
+    _needs_function(fn)
     import torch
 
     from attnlab.recurrence import rnn_forward
@@ -359,6 +379,7 @@ def check_rnn_forward(fn: Callable, verbose: bool | None = None) -> CheckResult:
 
 def check_cosine_similarity(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], verbose: bool | None = None) -> CheckResult:
     """Check ``fn(a, table)`` → cosine similarity of vector ``a`` (C,) with each row of ``table`` (N, C): (N,)."""
+    _needs_function(fn)
     from attnlab.vectors import cosine_similarity
 
     rng = np.random.default_rng(3)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from attnlab.errors import InputError
-from attnlab.models import LoadedModel, load
+from attnlab.models import LoadedModel, as_loaded
 
 _CACHE: OrderedDict[tuple, "AttentionRecord"] = OrderedDict()
 _CACHE_SIZE = 64
@@ -52,7 +52,7 @@ class AttentionRecord:
 def check_layer_head(layer: int, head: int, n_layers: int, n_heads: int, model_name: str) -> None:
     """Raise a friendly InputError when layer or head is out of range."""
     for what, value, count in (("layer", layer, n_layers), ("head", head, n_heads)):
-        if not isinstance(value, (int, np.integer)) or not 0 <= value < count:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < count:
             raise InputError(f"{what} {value!r} does not exist: {model_name} has {what}s 0–{count - 1} ({count} in all).")
 
 
@@ -68,6 +68,10 @@ def clean_text(text: object) -> tuple[str, list[str]]:
         notes.append(f"{len(controls)} invisible control character(s) were replaced by spaces.")
     if not text.strip():
         raise InputError("Type a sentence first: the text is empty.")
+    # Zero-width spaces, joiners and other format characters (Unicode category Cf) show nothing.
+    if all(c.isspace() or unicodedata.category(c) == "Cf" for c in text):
+        raise InputError("Type a sentence first: the text holds only invisible characters "
+                         "(zero-width spaces or joiners), which show nothing and mean nothing to a model.")
     return text, notes
 
 
@@ -81,9 +85,12 @@ def _encode(text: str, lm: LoadedModel, notes: list[str]):
                      f"{lm.name} reads at most {lm.max_tokens}.")
     unknown = tokenizer.unk_token
     tokens = tokenizer.convert_ids_to_tokens(encoding["input_ids"][0].tolist())
+    special = set(tokenizer.all_special_tokens) - {unknown}  # an unknown piece is still something read
+    if all(token in special for token in tokens):
+        raise InputError(f"Type a sentence first: {lm.name}'s tokenizer finds nothing to read in this text.")
     if unknown and unknown in tokens:
         notes.append(f"{tokens.count(unknown)} piece(s) became {unknown}: the vocabulary has no piece for them "
-                     "(emoji and rare scripts often do this).")
+                     "(emoji, rare scripts and words of over 100 letters often do this).")
     return encoding, tokens
 
 
@@ -91,8 +98,10 @@ def attend(text: str, model: str | LoadedModel = "minilm", merge_words: bool = F
     """Run ``text`` through ``model`` and return every attention map (cached by model and text)."""
     import torch
 
-    lm = load(model) if isinstance(model, str) else model
+    lm = as_loaded(model)
     text, notes = clean_text(text)
+    if not isinstance(merge_words, bool):
+        raise InputError(f"merge_words must be True or False, not {merge_words!r}.")
     key = (lm.name, lm.device, text, merge_words)
     if key in _CACHE:
         _CACHE.move_to_end(key)
@@ -181,7 +190,7 @@ def head_internals(text: str, model: str | LoadedModel, layer: int, head: int) -
     """Capture the real Q, K, V of one layer and head while the model reads ``text``."""
     import torch
 
-    lm = load(model) if isinstance(model, str) else model
+    lm = as_loaded(model)
     check_layer_head(layer, head, lm.n_layers, lm.n_heads, lm.name)
     record = attend(text, lm)
     projections = _attention_projections(lm.model)

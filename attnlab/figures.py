@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from attnlab.attention import rows_sum_to_one
+from attnlab.errors import InputError
 from attnlab.figure_layout import (LEGEND_BELOW, MODEBAR_BAND, choice_heading, menu_row, place_labels, title_layout,
                                    title_lines, title_space, wrap)
 
@@ -36,12 +37,25 @@ MASKED_COLOUR = "#c8c8c8"  # masked cells: grey, never confused with the dark en
 
 
 def _check_attention(weights: np.ndarray, n_queries: int, n_keys: int) -> np.ndarray:
-    weights = np.asarray(weights, dtype=float)
+    from attnlab.validate import numeric_array
+
+    weights = numeric_array(weights, "weights")
     if weights.shape != (n_queries, n_keys):
-        raise ValueError(f"weights have shape {weights.shape}, tokens give ({n_queries}, {n_keys})")
+        raise InputError(f"weights have shape {weights.shape}, but the tokens give ({n_queries}, {n_keys}): "
+                         "one row per query token and one column per key token.")
+    if n_queries == 0 or n_keys == 0:
+        raise InputError("There is nothing to draw: give at least one token.")
     if not rows_sum_to_one(weights):
-        raise ValueError("each row of an attention matrix must be a distribution that sums to 1")
+        raise InputError("each row of an attention matrix must be a distribution that sums to 1 "
+                         "(did you pass scores before the softmax?)")
     return weights
+
+
+def _check_tokens(tokens: object, what: str = "tokens") -> list:
+    if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
+        raise InputError(f"{what} must be a list of token strings, such as ['the', 'cat'], "
+                         f"not {type(tokens).__name__}.")
+    return list(tokens)
 
 
 def _heatmap_trace(weights: np.ndarray, queries: list[str], keys: list[str]) -> go.Heatmap:
@@ -86,14 +100,17 @@ def attention_heatmap(
     ``mask`` (True = may attend) greys out the cells a query may not see, so that "masked"
     never looks like "weight 0".
     """
-    queries = escape_labels(query_tokens)
-    keys = escape_labels(query_tokens if key_tokens is None else key_tokens)
+    queries = escape_labels(_check_tokens(query_tokens, "query_tokens"))
+    keys = escape_labels(_check_tokens(query_tokens if key_tokens is None else key_tokens, "key_tokens"))
     weights = _check_attention(weights, len(queries), len(keys))
     trace = _heatmap_trace(weights, queries, keys)
     if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != weights.shape:
+            raise InputError(f"mask must be booleans of the weights' shape {weights.shape} (True = may attend), "
+                             f"got {mask.dtype} of shape {mask.shape}.")
         if np.any(weights[~mask] > 1e-6):
-            raise ValueError("a masked cell has a non-zero weight: the mask does not match these weights")
+            raise InputError("a masked cell has a non-zero weight: the mask does not match these weights")
         trace.z = np.where(mask, weights, np.nan)
         trace.hovertemplate = trace.hovertemplate.replace("weight %{z:.3f}", "weight %{z:.3f} (grey: masked)")
     fig = go.Figure(trace)
@@ -167,10 +184,20 @@ def head_view(
     ``attention`` is (H, T, T); a line's opacity follows its weight. Clicking a legend entry
     hides or shows a head; hovering a line names its query, key, head and weight.
     """
-    attention = np.asarray(attention, dtype=float)
+    from attnlab.validate import numeric_array
+
+    attention = numeric_array(attention, "attention", min_dims=0)
+    if attention.ndim != 3 or attention.shape[1] != attention.shape[2] or 0 in attention.shape:
+        raise InputError(f"attention must be (heads, tokens, tokens) with at least one of each, got {attention.shape}: "
+                         "for one layer of a record use record.attentions[layer].")
     n_heads, length, _ = attention.shape
-    labels = escape_labels(tokens)
+    labels = escape_labels(_check_tokens(tokens))
+    if len(labels) != length:
+        raise InputError(f"{len(labels)} tokens given for attention over {length} tokens: give one label per token.")
     heads = list(range(n_heads)) if heads is None else list(heads)
+    for head in heads:
+        if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= head < n_heads:
+            raise InputError(f"head {head!r} does not exist: the attention has heads 0–{n_heads - 1}.")
     fig = go.Figure()
     for colour_index, head in enumerate(heads):
         colour = HEAD_COLOURS[colour_index % len(HEAD_COLOURS)]
@@ -217,9 +244,24 @@ def model_view(
     """A layers × heads grid of small attention maps (attentions: (L, H, T, T)); named patterns labelled."""
     from plotly.subplots import make_subplots
 
-    attentions = np.asarray(attentions, dtype=float)
+    from attnlab.validate import numeric_array
+
+    attentions = numeric_array(attentions, "attentions", min_dims=0)
+    if attentions.ndim != 4 or attentions.shape[2] != attentions.shape[3] or 0 in attentions.shape:
+        raise InputError(f"attentions must be (layers, heads, tokens, tokens) with at least one of each, "
+                         f"got shape {attentions.shape}: use record.attentions.")
     n_layers, n_heads, length, _ = attentions.shape
     labels = labels or {}
+    if not isinstance(labels, Mapping):
+        raise InputError(f"labels must be a dict {{(layer, head): name}}, not {type(labels).__name__}.")
+    for place, name in labels.items():
+        if (not isinstance(place, tuple) or len(place) != 2
+                or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in place)
+                or not (0 <= place[0] < n_layers and 0 <= place[1] < n_heads)):
+            raise InputError(f"label key {place!r} is not a (layer, head) of this grid: "
+                             f"layers 0–{n_layers - 1}, heads 0–{n_heads - 1}.")
+        if not isinstance(name, str):
+            raise InputError(f"the label of {place!r} must be a string, not {type(name).__name__}.")
     fig = make_subplots(rows=n_layers, cols=n_heads, horizontal_spacing=0.006, vertical_spacing=0.02,
                         row_titles=[f"L{layer}" for layer in range(n_layers)])
     for layer in range(n_layers):
@@ -377,11 +419,10 @@ def chain_vs_web(tokens: Sequence[str], source: int, target: int) -> go.Figure:
     The path from token ``source`` to token ``target`` is drawn in orange: in the chain it
     passes through every token between them, in the web it is one direct line.
     """
-    labels = escape_labels(tokens)
+    labels = escape_labels(_check_tokens(tokens))
     n = len(labels)
-    if not (0 <= source < n and 0 <= target < n and source != target):
-        from attnlab.errors import InputError
-
+    whole = all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in (source, target))
+    if not (whole and 0 <= source < n and 0 <= target < n and source != target):
         raise InputError(f"Pick two different words of the sentence (positions 0 to {n - 1}).")
     xs = list(range(n))
     # The words are the x axis's tick labels, not text beside the points: plotly tilts tick
@@ -405,7 +446,7 @@ def chain_vs_web(tokens: Sequence[str], source: int, target: int) -> go.Figure:
                        name="recurrent chain: one step per token")
     path_x, path_y = arcs((i, i + 1) for i in range(low, high))
     chain_path = go.Scatter(x=path_x, y=path_y, mode="lines", line={"color": "#D55E00", "width": 5}, hoverinfo="skip",
-                            name=f"path {tokens[source]} → {tokens[target]}: {high - low} steps")
+                            name=f"path {labels[source]} → {labels[target]}: {high - low} steps")
     arc_x, arc_y = arcs((i, j) for i in range(n) for j in range(i + 1, n))
     web = go.Scatter(x=arc_x, y=arc_y, mode="lines", line={"color": "#999999", "width": 1}, opacity=0.6,
                      hoverinfo="skip", name="attention web: every pair, one step", visible=False)
@@ -413,10 +454,10 @@ def chain_vs_web(tokens: Sequence[str], source: int, target: int) -> go.Figure:
     web_path = go.Scatter(x=list(low + (high - low) * t), y=list(np.sqrt((high - low) / (n - 1)) * np.sin(np.pi * t)),
                           mode="lines",
                           line={"color": "#D55E00", "width": 6}, hoverinfo="skip", visible=False,
-                          name=f"path {tokens[source]} → {tokens[target]}: 1 step")
+                          name=f"path {labels[source]} → {labels[target]}: 1 step")
     fig = go.Figure([chain, chain_path, web, web_path, word_trace])
-    chain_title = f"Recurrent chain: “{tokens[target]}” hears of “{tokens[source]}” only after {high - low} steps"
-    web_title = f"Attention web: “{tokens[target]}” looks at “{tokens[source]}” directly, in 1 step"
+    chain_title = f"Recurrent chain: “{labels[target]}” hears of “{labels[source]}” only after {high - low} steps"
+    web_title = f"Attention web: “{labels[target]}” looks at “{labels[source]}” directly, in 1 step"
     buttons = [
         {"label": "recurrent chain", "method": "update",
          "args": [{"visible": [True, True, False, False, True]}, {"title.text": wrap(chain_title)}]},
@@ -638,7 +679,7 @@ def influence_chart(recurrent: Sequence[float], attention: Sequence[float]) -> g
                    line={"color": "#D55E00", "width": 3, "dash": "dash"}, marker={"symbol": "square"},
                    hovertemplate="distance %{x}: %{y:.2e}<extra>attention</extra>"),
     ])
-    fig.update_xaxes(title_text="distance from the last token (tokens back)", automargin=True)
+    fig.update_xaxes(title_text="tokens back from the last one", automargin=True)
     fig.update_yaxes(type="log", title={"text": "influence |∂ output / ∂ token| (log)", "font": {"size": 13}},
                      exponentformat="power", automargin=True)
     heading = "Measured: how much the last output depends on each earlier token"

@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnlab.blocks import TransformerBlock
+from attnlab import validate
+from attnlab.blocks import TransformerBlock, check_token_ids
+from attnlab.errors import InputError
 
 
 @dataclass
@@ -74,9 +76,13 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 return_attention: bool = False) -> GPTOutput:
         """idx: (B, T) token ids → logits (B, T, vocab), loss if targets are given."""
+        check_token_ids(idx, self.config.vocab_size, self.config.block_size, self.token_embedding.weight.device, "idx", "block_size")
         length = idx.size(1)
-        if length > self.config.block_size:
-            raise ValueError(f"sequence of {length} tokens is longer than block_size={self.config.block_size}")
+        if targets is not None:
+            check_token_ids(targets, self.config.vocab_size, self.config.block_size, idx.device, "targets", "block_size")
+            if targets.shape != idx.shape:
+                raise InputError(f"targets must have the shape of idx, {tuple(idx.shape)}, got {tuple(targets.shape)}: "
+                                 "one next token per position.")
         positions = torch.arange(length, device=idx.device)  # (T,)
         x = self.dropout(self.token_embedding(idx) + self.position_embedding(positions))  # (B, T, C)
         maps = []
@@ -94,12 +100,25 @@ class GPT(nn.Module):
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Extend idx (B, T) by sampling one token at a time; returns (B, T + max_new_tokens)."""
+        """Extend idx (B, T) by sampling one token at a time; returns (B, T + max_new_tokens).
+
+        ``generator`` may live on another device than the model (a CPU generator for a CUDA
+        model): the sampling then happens on the generator's device, the result on idx's.
+        """
+        max_new_tokens = validate.whole_number(max_new_tokens, "max_new_tokens")
+        check_token_ids(idx[:, -self.config.block_size:] if isinstance(idx, torch.Tensor) and idx.dim() == 2 else idx,
+                        self.config.vocab_size, self.config.block_size, self.token_embedding.weight.device, "idx", "block_size")
+        if idx.size(1) == 0:
+            raise InputError("idx is empty: give at least one token to start from, e.g. torch.zeros((1, 1), dtype=torch.long).")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise InputError(f"generator must be a torch.Generator, not {type(generator).__name__}.")
+        next_token_probabilities(idx.new_zeros((1, 1), dtype=torch.float), temperature, top_k, top_p)  # check them first
         for _ in range(max_new_tokens):
             context = idx[:, -self.config.block_size:]  # the model sees at most block_size tokens
             logits = self(context).logits[:, -1, :]  # (B, vocab): only the last position predicts
             probs = next_token_probabilities(logits, temperature, top_k, top_p)
-            next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+            where = probs.device if generator is None else generator.device
+            next_id = torch.multinomial(probs.to(where), num_samples=1, generator=generator).to(idx.device)  # (B, 1)
             idx = torch.cat((idx, next_id), dim=1)
         return idx
 
@@ -107,15 +126,20 @@ class GPT(nn.Module):
 def next_token_probabilities(logits: torch.Tensor, temperature: float = 1.0,
                              top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Logits (B, vocab) → sampling probabilities after temperature, top-k and top-p (nucleus)."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    validate.tensor(logits, "logits", min_dims=1)
+    temperature = validate.positive_number(temperature, "temperature")
+    if top_k is not None:
+        top_k = validate.whole_number(top_k, "top_k", minimum=1)
+    if top_p is not None:
+        if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
+            raise InputError(f"top_p must be a number in (0, 1], such as 0.9, got {top_p!r}.")
+    if torch.isnan(logits).any():
+        raise InputError("logits contain NaN (not a number): check the model's output.")
     logits = logits / temperature
     if top_k is not None:
-        kth_best = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]  # (B, 1)
+        kth_best = torch.topk(logits, min(top_k, logits.size(-1))).values[..., -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth_best, float("-inf"))
     if top_p is not None:
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         sorted_logits, order = torch.sort(logits, descending=True)
         cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
         # Drop a token once the tokens before it already reach top_p (the best one always stays).

@@ -32,6 +32,10 @@ class LiveExplorer:
 
     def __init__(self, model: str = "minilm", text: str | None = None, lab: str | None = None, *,
                  layer: int | None = None, head: int | None = None, view: str | None = None):
+        if not isinstance(model, str):
+            raise InputError(f"model must be a model name such as 'minilm', not {type(model).__name__}.")
+        if text is not None and not isinstance(text, str):
+            raise InputError(f"text must be a sentence (a string), not {type(text).__name__}.")
         if view is not None and view not in VIEWS:
             raise InputError(f"Unknown view {view!r}: choose one of {', '.join(VIEWS)}.")
         first = text or next(iter(EXAMPLES.values()))

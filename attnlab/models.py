@@ -20,13 +20,17 @@ from functools import lru_cache
 from pathlib import Path
 
 from attnlab.device import pick_device
-from attnlab.errors import ModelNotFound, NeedsInternet
+from attnlab.errors import InputError, ModelNotFound, NeedsInternet
 
 HUB_HOST = "huggingface.co"
 #: Hub models the course suggests in Colab (any other hub name works too).
 SUGGESTED_HUB_MODELS = ["bert-base-uncased", "distilbert-base-uncased", "roberta-base", "gpt2", "distilgpt2"]
 _REGISTRY: dict[str, Callable[[], Path]] = {}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+#: Hub names are at most 96 characters a part; nothing longer is a name or a usable folder.
+MAX_NAME_LENGTH = 200
+#: Seconds the hub gets to answer the question "does this model exist?" before we say "no network".
+HUB_TIMEOUT = 5.0
 
 
 def register(name: str, locate: Callable[[], Path]) -> None:
@@ -86,6 +90,32 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def hub_lookup(name: str, timeout: float = HUB_TIMEOUT) -> str:
+    """Ask the hub about ``name`` within ``timeout`` seconds: "found", "missing" or "unreachable".
+
+    A network that answers but is not the hub (a captive portal, a proxy's login page) fails the
+    TLS handshake or returns something that is not the hub's JSON: that is "unreachable", not "missing".
+    """
+    import json
+    import ssl
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if not hub_reachable(timeout=min(timeout, 3.0)):
+        return "unreachable"
+    url = f"https://{HUB_HOST}/api/models/{urllib.parse.quote(name, safe='/')}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (https only)
+            body = json.loads(answer.read(1_000_000).decode("utf-8"))
+        return "found" if isinstance(body, dict) and ("id" in body or "modelId" in body) else "unreachable"
+    except urllib.error.HTTPError as error:
+        # The hub answers 401 (not 404) for names it does not have, so that private models stay hidden.
+        return "missing" if error.code in (401, 404) else "unreachable"
+    except (urllib.error.URLError, ssl.SSLError, OSError, ValueError):
+        return "unreachable"
+
+
 def _quiet_transformers() -> None:
     # A progress bar per load clutters a book page and a Colab cell alike.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -116,16 +146,21 @@ def _load_hub(name: str):
         return _from_pretrained(name, offline=True), "the local Hugging Face cache"
     except OSError:
         pass
-    if not hub_reachable():
+    status = hub_lookup(name)
+    if status == "unreachable":
         raise NeedsInternet(
-            f"{name!r} comes from the Hugging Face hub, which cannot be reached from here (no internet)."
+            f"{name!r} comes from the Hugging Face hub, which cannot be reached from here (no internet, "
+            f"or a network that needs a login page first)."
             f"{_suggest(name) if name not in SUGGESTED_HUB_MODELS else ''} "
             "'minilm' works offline: load('minilm')."
         )
+    if status == "missing":
+        raise ModelNotFound(f"The hub has no model called {name!r}.{_suggest(name)}")
     try:
         return _from_pretrained(name, offline=False), "the Hugging Face hub"
     except OSError:
-        raise ModelNotFound(f"The hub has no model called {name!r}.{_suggest(name)}") from None
+        raise NeedsInternet(f"{name!r} is on the hub, but downloading it failed (the connection broke, or the disk "
+                            "is full): try again, or use load('minilm'), which works offline.") from None
 
 
 def _probe(model, tokenizer, device: str) -> tuple[bool, int, int]:
@@ -150,6 +185,13 @@ def _max_tokens(model, tokenizer) -> int:
     return min(limits) if limits else 512
 
 
+def _is_folder(name: str) -> bool:
+    try:
+        return Path(name).expanduser().is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL in it
+        return False
+
+
 @lru_cache(maxsize=4)
 def _load_cached(name: str, device: str) -> LoadedModel:
     _quiet_transformers()
@@ -158,7 +200,7 @@ def _load_cached(name: str, device: str) -> LoadedModel:
         folder = _REGISTRY[key]()
         (model, tokenizer), source = _from_pretrained(folder, offline=True), f"the package folder {folder}"
         name = key
-    elif Path(name).expanduser().is_dir():
+    elif _is_folder(name):
         folder = Path(name).expanduser()
         try:
             (model, tokenizer), source = _from_pretrained(folder, offline=True), f"the folder {folder}"
@@ -166,7 +208,11 @@ def _load_cached(name: str, device: str) -> LoadedModel:
             raise ModelNotFound(f"The folder {folder} holds no model transformers can load ({error}).") from None
     else:
         (model, tokenizer), source = _load_hub(name)
-    model = model.to(device).eval()
+    try:
+        model = model.to(device).eval()
+    except (RuntimeError, AssertionError) as error:  # CUDA out of memory, a driver problem, ...
+        raise InputError(f"{name!r} could not be moved to {device}: {str(error).splitlines()[0]} "
+                         "Try device='cpu'.") from None
     causal, n_layers, n_heads = _probe(model, tokenizer, device)
     return LoadedModel(
         name=name, model=model, tokenizer=tokenizer, device=device, causal=causal,
@@ -179,4 +225,21 @@ def load(name: str = "minilm", device: str | None = None) -> LoadedModel:
     """Load a model by short name, hub name or folder; loaded once, then reused."""
     if not isinstance(name, str) or not name.strip():
         raise ModelNotFound(f"Give a model name, for example 'minilm' (works offline). Known: {', '.join(known_names())}.")
-    return _load_cached(name.strip(), device or pick_device())
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise ModelNotFound(f"A model name of {len(name)} characters is not a model name (at most {MAX_NAME_LENGTH}): "
+                            f"try one of: {', '.join(known_names())}.")
+    from attnlab import validate
+
+    chosen = validate.device(device)
+    return _load_cached(name, str(chosen) if chosen is not None else pick_device())
+
+
+def as_loaded(model: object) -> LoadedModel:
+    """``model`` as a LoadedModel: a name is loaded, a LoadedModel is used as it is, anything else is refused."""
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, str):
+        return load(model)
+    raise InputError(f"model must be a model name such as 'minilm', or what attnlab.models.load(...) returns, "
+                     f"not {'None' if model is None else type(model).__name__}.")

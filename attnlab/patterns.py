@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from attnlab import validate
+from attnlab.errors import InputError
 from attnlab.extraction import AttentionRecord, attend
-from attnlab.models import LoadedModel, load
+from attnlab.models import LoadedModel, as_loaded
 
 DESCRIPTIONS = {
     "previous token": "attends to the token just before",
@@ -85,16 +87,27 @@ def induction_record(model: str | LoadedModel, period: int = 24, seed: int = 0) 
     """Attention on random vocabulary tokens repeated twice; returns (record, start of the first copy)."""
     import torch
 
-    lm = load(model) if isinstance(model, str) else model
+    lm = as_loaded(model)
+    period = validate.whole_number(period, "period", minimum=2)
+    seed = validate.whole_number(seed, "seed")
     tokenizer = lm.tokenizer
     rng = np.random.default_rng(seed)
     special = set(tokenizer.all_special_ids)
-    ordinary = [i for i in range(min(tokenizer.vocab_size, 20000)) if i not in special][1000:]
-    chunk = rng.choice(ordinary, size=period, replace=False).tolist()
+    # Ids the tokenizer AND the model both know (a model may have fewer embeddings than its tokenizer has ids).
+    vocab = min(tokenizer.vocab_size, getattr(lm.model.config, "vocab_size", None) or tokenizer.vocab_size, 20000)
+    ordinary = [i for i in range(vocab) if i not in special]
+    # Skip the first 1000 ids (bytes, punctuation, unused slots) when the vocabulary is big enough to spare them.
+    if len(ordinary) >= 1000 + period:
+        ordinary = ordinary[1000:]
     # The special tokens the tokenizer wraps every text in: [CLS] … [SEP] for BERT, none for GPT-2.
     wrapper = tokenizer("")["input_ids"]
     leading = [i for i in wrapper if i in (tokenizer.cls_token_id, tokenizer.bos_token_id)]
     trailing = [i for i in wrapper if i not in leading]
+    period = min(period, len(ordinary), (lm.max_tokens - len(wrapper)) // 2)  # small vocabularies, short contexts
+    if period < 2:
+        raise InputError(f"{lm.name} has too few ordinary tokens or positions to test induction "
+                         "(a random sequence repeated twice needs at least 2 tokens each time).")
+    chunk = rng.choice(ordinary, size=period, replace=False).tolist()
     ids = leading + chunk + chunk + trailing
     start = len(leading)
     with torch.no_grad():
@@ -108,8 +121,13 @@ def induction_record(model: str | LoadedModel, period: int = 24, seed: int = 0) 
 
 def find_heads(model: str | LoadedModel = "minilm", text: str = DEFAULT_TEXT, top: int = 3) -> dict[str, list[HeadPattern]]:
     """The ``top`` heads for each pattern, best first, with their scores."""
-    lm = load(model) if isinstance(model, str) else model
-    scores = score_patterns(attend(text, lm))
+    lm = as_loaded(model)
+    top = validate.whole_number(top, "top", minimum=1)
+    record = attend(text, lm)
+    if len(record.tokens) < 2:
+        raise InputError(f"Finding head patterns needs a text of at least two tokens; {lm.name} reads "
+                         f"{record.tokens!r} as one. Type a longer sentence.")
+    scores = score_patterns(record)
     repeated, start = induction_record(lm)
     scores["induction"] = np.clip(induction_scores(repeated.attentions, start, (len(repeated.ids) - start) // 2), 0, 1)
     ranked = {}

@@ -89,7 +89,7 @@ def _on_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctr
     bundle = plotly_bundle_for(body)
     if bundle:
         app.add_js_file(bundle, priority=400)
-        app.add_js_file("attnlab-figure-theme.js", priority=405, defer="defer")  # figures follow light / dark
+        app.add_js_file("attnlab-figures.js", priority=405, defer="defer")  # figures follow light / dark
     if "attnlab-explorer" in body:
         app.add_js_file("attnlab-explorer.js", priority=410, defer="defer")
     # Live explorers show a text snapshot on the site (attnlab.widgets.show_frozen); their widgets

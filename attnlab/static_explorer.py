@@ -18,8 +18,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from attnlab import render
+from attnlab.errors import InputError
 from attnlab.extraction import attend
-from attnlab.models import LoadedModel, load
+from attnlab.models import LoadedModel, as_loaded
 from attnlab.patterns import find_heads
 
 EXAMPLES = {
@@ -40,7 +41,16 @@ def quantize(weights: np.ndarray) -> bytes:
 
 def explorer_payload(model: str | LoadedModel = "minilm", examples: Mapping[str, str] = EXAMPLES) -> dict:
     """Everything the page's script needs, as plain JSON-ready data."""
-    lm = load(model) if isinstance(model, str) else model
+    lm = as_loaded(model)
+    if not isinstance(examples, Mapping) or not examples:
+        raise InputError("examples must be a non-empty dict of name → sentence, such as "
+                         "{'A cat': 'The cat sat on the mat.'}" + (f", not {type(examples).__name__}." if not
+                                                                    isinstance(examples, Mapping) else "; it is empty."))
+    for name, text in examples.items():
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"Each example needs a name (a non-empty string) for the menu, got {name!r}.")
+        if not isinstance(text, str):
+            raise InputError(f"The example {name!r} must be a sentence (a string), not {type(text).__name__}.")
     patterns = [
         {"pattern": name, "layer": best.layer, "head": best.head, "score": round(best.score, 2)}
         for name, heads in find_heads(lm).items()

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from attnlab import validate
 from attnlab.errors import InputError
-from attnlab.models import LoadedModel, load
+from attnlab.models import LoadedModel, as_loaded
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Piece:
 
 
 def _model(model: str | LoadedModel) -> LoadedModel:
-    return load(model) if isinstance(model, str) else model
+    return as_loaded(model)
 
 
 def wordpieces(text: str, model: str | LoadedModel = "minilm") -> list[Piece]:
@@ -44,6 +45,10 @@ def train_bpe(text: str, vocab_size: int = 2000, min_frequency: int = 2):
     """Train a byte-level BPE tokenizer on ``text`` (seconds on a play); returns a ``tokenizers.Tokenizer``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+    if not isinstance(text, str):
+        raise InputError(f"BPE learns its merges from text (a string), not {type(text).__name__}.")
+    vocab_size = validate.whole_number(vocab_size, "vocab_size", minimum=1)
+    min_frequency = validate.whole_number(min_frequency, "min_frequency", minimum=1)
     if not text.strip():
         raise InputError("BPE learns its merges from text: give it some (a play of Shakespeare works well).")
     tokenizer = Tokenizer(models.BPE())
@@ -56,27 +61,41 @@ def train_bpe(text: str, vocab_size: int = 2000, min_frequency: int = 2):
 
 
 def embedding_table(model: str | LoadedModel = "minilm") -> np.ndarray:
-    """The model's input embedding matrix, one row per vocabulary id: (vocab_size, d_model). Read-only."""
-    weights = _model(model).model.get_input_embeddings().weight
+    """The model's input embedding matrix, one row per vocabulary id: (vocab_size, d_model). Read-only.
+
+    A model on the GPU is copied to the CPU once and the copy kept (until its weights change),
+    so that calling this for every word does not copy the whole matrix each time.
+    """
+    lm = _model(model)
+    weights = lm.model.get_input_embeddings().weight
+    key = (weights.data_ptr(), weights._version, str(weights.device), weights.dtype, tuple(weights.shape))
+    cached = getattr(lm, "_embedding_table", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     if weights.device.type == "cpu" and weights.dtype == torch.float32:
         table = weights.detach().numpy()  # shares memory with the model: no 47 MB copy per call
     else:
         table = weights.detach().float().cpu().numpy()
     table = table.view()
     table.flags.writeable = False  # writing into it would change the model
+    lm._embedding_table = (key, table)
     return table
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine of the angle between ``a`` (…, C) and each row of ``b`` (N, C): 1 same direction, 0 unrelated."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
+    a = validate.numeric_array(a, "a")
+    b = validate.numeric_array(b, "b")
+    if b.ndim != 2 or a.shape[-1] != b.shape[-1]:
+        raise InputError(f"b must be a matrix (N, C) of vectors as wide as a: a is {a.shape}, b is {b.shape}.")
     return (b @ a.T).T / (np.linalg.norm(a, axis=-1, keepdims=True) * np.linalg.norm(b, axis=-1) + 1e-12)
 
 
 def token_id(word: str, model: str | LoadedModel = "minilm") -> int:
     """The id of ``word`` when it is a single token of the vocabulary; a clear error when it is not."""
     lm = _model(model)
+    if not isinstance(word, str) or not word.strip():
+        raise InputError(f"Give one word, such as 'king', not {word!r}.")
     pieces = wordpieces(word, lm)
     if len(pieces) != 1:
         raise InputError(f"“{word}” is not one token in {lm.name}'s vocabulary: it splits into "
@@ -87,6 +106,7 @@ def token_id(word: str, model: str | LoadedModel = "minilm") -> int:
 def nearest_neighbours(word: str, k: int = 8, model: str | LoadedModel = "minilm") -> list[tuple[str, float]]:
     """The ``k`` whole-word vocabulary entries whose embeddings point most nearly the same way as ``word``'s."""
     lm = _model(model)
+    k = validate.whole_number(k, "k", minimum=1)
     table = embedding_table(lm)
     similarity = cosine_similarity(table[token_id(word, lm)], table)
     vocabulary = lm.tokenizer.convert_ids_to_tokens(range(len(table)))
@@ -102,7 +122,11 @@ def nearest_neighbours(word: str, k: int = 8, model: str | LoadedModel = "minilm
 
 def project_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Principal-component projection to 2-D: the points (N, 2) and the share of variance each axis keeps."""
-    centred = np.asarray(vectors, dtype=float) - np.mean(vectors, axis=0)
+    vectors = validate.numeric_array(vectors, "vectors", min_dims=2)
+    if vectors.ndim != 2 or len(vectors) < 2 or vectors.shape[1] < 2:
+        raise InputError(f"project_2d needs at least two vectors of at least two numbers, as a matrix (N, C); "
+                         f"got shape {vectors.shape}.")
+    centred = vectors - np.mean(vectors, axis=0)
     _, singular, directions = np.linalg.svd(centred, full_matrices=False)
     explained = singular**2 / np.sum(singular**2)
     return centred @ directions[:2].T, explained[:2]

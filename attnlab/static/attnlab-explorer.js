@@ -285,6 +285,7 @@
       var needed = view === 0 ? ONE_HEAD_FRAME + MIN_CELL * this.data.sentences[s].tokens.length : 0;
       var scrolls = needed > this.stage.clientWidth;
       this.canvas.style.width = scrolls ? needed + "px" : "";
+      this.stage.classList.toggle("attnlab-explorer-scrolls", scrolls);
       if (scrolls) figure.layout.width = needed;  // plotly.js keeps its last width on react otherwise
       var theme = window.attnlabFigureTheme;
       Plotly.react(this.plot, figure.data, theme ? theme.apply(figure.layout) : figure.layout, CONFIG);

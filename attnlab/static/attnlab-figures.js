@@ -1,4 +1,4 @@
-// attnlab: Plotly figures follow the site's light / dark theme, with no kernel.
+// attnlab: Plotly figures follow the site's light / dark theme and their column's width, with no kernel.
 // Figures are built light (white paper, dark text). In dark mode every figure on the page is
 // re-laid out with the theme's own colours; the original values are kept to switch back.
 // The static explorer calls attnlabFigureTheme.apply(layout) before each redraw.
@@ -44,11 +44,12 @@
       values[menu + "bgcolor"] = panel;
       values[menu + "bordercolor"] = line;
       values[menu + "font.color"] = text;
+      values[menu + "activecolor"] = "#35506e"; // the chosen button: light text on a blue-grey
     });
     (layout.sliders || []).forEach(function (_, i) {
       var slider = "sliders[" + i + "].";
-      values[slider + "bgcolor"] = panel;
-      values[slider + "activebgcolor"] = text;
+      values[slider + "bgcolor"] = "#9aa5b1"; // the knob and rail, visible on the dark page
+      values[slider + "activebgcolor"] = "#ced6dd";
       values[slider + "bordercolor"] = line;
       values[slider + "tickcolor"] = text;
       values[slider + "font.color"] = text;
@@ -110,7 +111,23 @@
     document.querySelectorAll(".js-plotly-plot").forEach(follow);
   }
 
+  // plotly.js resizes a figure when the window does, not when its column does (the page settling
+  // after fonts and math load, a sidebar opening): redraw each figure at its column's new width.
+  function fitColumns() {
+    if (!window.ResizeObserver) return;
+    var observer = new ResizeObserver(function (entries) {
+      entries.forEach(function (entry) {
+        var gd = entry.target;
+        if (gd._fullLayout && Math.abs(gd._fullLayout.width - gd.clientWidth) > 1) Plotly.Plots.resize(gd);
+      });
+    });
+    document.querySelectorAll(".js-plotly-plot").forEach(function (gd) {
+      if (!gd.classList.contains("attnlab-explorer-plot")) observer.observe(gd);
+    });
+  }
+
   window.attnlabFigureTheme = {apply: apply, isDark: isDark};
   window.addEventListener("load", followAll);
+  window.addEventListener("load", fitColumns);
   new MutationObserver(followAll).observe(document.documentElement, {attributes: true, attributeFilter: ["data-theme"]});
 })();
