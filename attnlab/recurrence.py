@@ -75,19 +75,35 @@ def race(lengths: list[int], d_model: int = 64, repeats: int = 5, device: str = 
 
 
 def crossover(results: list[RaceResult]) -> int | None:
-    """The first measured length at which attention became slower than the recurrent loop, if any."""
-    return next((r.length for r in results if r.attention_ms > r.rnn_ms), None)
+    """The measured length from which attention stayed slower than the recurrent loop, if any.
+
+    That is the first length at which attention was slower *and* stayed slower at every longer
+    length measured, so that one noisy short run (a few milliseconds lost to another process)
+    does not count as the crossover. ``None`` when attention was still the faster reader at the
+    longest length.
+    """
+    crossing = None
+    for r in sorted(results, key=lambda r: r.length):
+        if r.attention_ms > r.rnn_ms:
+            crossing = r.length if crossing is None else crossing
+        else:
+            crossing = None
+    return crossing
 
 
-def influence_by_distance(length: int = 40, d_model: int = 32, seed: int = 0) -> tuple[list[float], list[float]]:
+def influence_by_distance(length: int = 40, d_model: int = 32, seed: int = 0,
+                          w_h_scale: float = 1.0) -> tuple[list[float], list[float]]:
     """How strongly the last output depends on each earlier token: the gradient norm |∂y_last / ∂x_t|.
 
     Returns (recurrent, attention) lists indexed by distance from the last token (0 = itself),
     with the same random weights for both readers. A recurrent network's influence typically
-    fades with distance; attention's does not depend on it.
+    fades with distance; attention's does not depend on it. ``w_h_scale`` multiplies the
+    recurrent matrix W_h (chapter 1's exercise: larger weights make the influence grow with
+    distance instead of fading).
     """
     generator = torch.Generator().manual_seed(seed)
     w_x, w_h, w_q, w_k = (torch.randn(d_model, d_model, generator=generator) / d_model**0.5 for _ in range(4))
+    w_h = w_h * w_h_scale
     x = torch.randn(length, d_model, generator=generator)
     norms = []
     for reader in (lambda t: rnn_forward(t, w_x, w_h), lambda t: attention_forward(t, w_q, w_k)):

@@ -177,8 +177,8 @@ def _on_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctr
         context["body"] = accessible_body(context["body"])
     if "generate_toctree_html" in context:
         context["generate_toctree_html"] = _wrap_toctree(context["generate_toctree_html"])
-    if 'class="math' in context.get("body", ""):
-        # After MathJax (priority 500): equations that scroll sideways take keyboard focus.
+    if 'class="math' in context.get("body", "") or "<table" in context.get("body", ""):
+        # After MathJax (priority 500): equations and tables that scroll sideways take keyboard focus.
         app.add_js_file("attnlab-reader.js", priority=600, defer="defer")
     if pagename == "search":
         app.add_js_file("attnlab-search.js", priority=600, defer="defer")

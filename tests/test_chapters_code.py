@@ -41,6 +41,11 @@ def test_race_measures_both_readers_and_finds_the_crossover():
     assert results[1].attention_matrix_mb == pytest.approx(32 * 32 * 4 / 2**20)
     fake = [recurrence.RaceResult(8, 2.0, 1.0, 0.0), recurrence.RaceResult(16, 3.0, 4.0, 0.0)]
     assert recurrence.crossover(fake) == 16 and recurrence.crossover(fake[:1]) is None
+    # one noisy short run, where attention lost by chance, is not the crossover
+    noisy = [recurrence.RaceResult(8, 1.0, 5.0, 0.0), recurrence.RaceResult(16, 2.0, 1.0, 0.0),
+             recurrence.RaceResult(32, 4.0, 6.0, 0.0), recurrence.RaceResult(64, 8.0, 20.0, 0.0)]
+    assert recurrence.crossover(noisy) == 32
+    assert recurrence.crossover(noisy[:2]) is None  # attention still faster at the longest length
 
 
 def test_recurrent_influence_fades_with_distance_and_attention_does_not():
@@ -48,6 +53,11 @@ def test_recurrent_influence_fades_with_distance_and_attention_does_not():
     assert len(rnn) == len(attention) == 30
     assert rnn[20] < 1e-3 * rnn[0]  # orders of magnitude, as the chapter says
     assert max(attention[15:]) > 1e-2 * attention[0]
+    # the query token itself dominates attention's influence (the chapter measures it)
+    assert attention[0] > 3 * sum(attention[1:]) / len(attention[1:])
+    # larger recurrent weights: the influence grows with distance instead (chapter 1's exercise)
+    exploding, _ = recurrence.influence_by_distance(length=40, d_model=32, w_h_scale=4.0)  # the page's sizes
+    assert exploding[10] > exploding[0]
 
 
 def test_chain_vs_web_switches_views_and_escapes_words():
@@ -154,6 +164,33 @@ def test_step_explorer_frames_are_softmaxes_and_temperature_one_is_the_model():
     np.testing.assert_allclose(np.asarray(frame.data[n].z)[0], head.weights[0] @ head.v, atol=1e-4)
     visible = fig.layout.updatemenus[0].buttons[2].args[0]["visible"]
     assert sum(visible) == 4 and all(visible[8:12])
+
+
+def test_chapter_4_head_does_not_send_it_to_cat():
+    # Chapter 4's "Explore" says that for the query "it" this head's top 3 keys leave out "cat".
+    from attnlab.extraction import head_internals
+
+    head = head_internals("The cat sat on the mat because it was tired.", "minilm", layer=2, head=3)
+    row = head.weights[head.tokens.index("it")]
+    top3 = [head.tokens[j] for j in np.argsort(row)[::-1][:3]]
+    assert "cat" not in top3
+
+
+def test_fully_masked_row_gives_zeros_in_numpy_package_and_pytorch():
+    # Chapter 4 says the package and PyTorch agree: a query with no key left gets 0, not NaN.
+    from attnlab.attention import scaled_dot_product_attention, scaled_dot_product_attention_np
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 8), torch.randn(2, 4, 8), torch.randn(2, 4, 3)
+    real = torch.arange(4) < torch.tensor([4, 2])[:, None]  # (B, T)
+    mask = real[:, :, None] & real[:, None, :]  # pad queries see nothing
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    ours, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+    ours_np, weights_np = scaled_dot_product_attention_np(q.numpy(), k.numpy(), v.numpy(), mask=mask.numpy())
+    assert not torch.isnan(expected).any() and (expected[1, 2:] == 0).all()
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(ours_np, expected.numpy(), atol=1e-6)
+    assert (weights[1, 2:] == 0).all() and (weights_np[1, 2:] == 0).all()
 
 
 def test_scaling_chart_and_race_chart_have_their_series():

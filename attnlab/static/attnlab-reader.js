@@ -1,4 +1,4 @@
-/* attnlab (attnlab/sphinxext_reader.py): display equations that scroll can be scrolled from the keyboard.
+/* attnlab (attnlab/sphinxext_reader.py): display equations and tables that scroll can be scrolled from the keyboard.
  *
  * A display equation wider than its column scrolls sideways (attnlab.css). A keyboard user can
  * scroll it only if it can take focus (WCAG 2.1.1; axe: scrollable-region-focusable). MathJax's
@@ -12,7 +12,10 @@
   const scrolls = (el) => ["auto", "scroll"].includes(getComputedStyle(el).overflowX) && el.scrollWidth > el.clientWidth + 1;
 
   const update = () => {
-    for (const box of document.querySelectorAll('mjx-container[display="true"]')) {
+    // Display equations, and tables in the theme's scrolling container (a wide table on a phone).
+    const boxes = [...document.querySelectorAll('mjx-container[display="true"]'),
+                   ...document.querySelectorAll(".pst-scrollable-table-container > table")];
+    for (const box of boxes) {
       const scroller = [box, box.parentElement].find((el) => el && scrolls(el));
       for (const el of [box, box.parentElement]) {
         if (!el) continue;
