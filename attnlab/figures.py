@@ -74,17 +74,33 @@ def _heatmap_trace(weights: np.ndarray, queries: list[str], keys: list[str]) -> 
     )
 
 
+#: Rows of a token heatmap: 30 px each up to ROOMY_TOKENS tokens; a longer text gets smaller rows
+#: (never under MIN_ROW px) so that the figure stays about LONG_TEXT_ROWS_PX tall.
+ROOMY_TOKENS, MIN_ROW, LONG_TEXT_ROWS_PX = 40, 6.0, 1200
+MAX_KEY_LABELS = 40  # beyond this, every k-th key is labelled (hover still names every cell)
+
+
+def token_row_height(n_tokens: int) -> float:
+    """px per row of a token heatmap: roomy for a sentence, bounded for a long text."""
+    return 30.0 if n_tokens <= ROOMY_TOKENS else max(MIN_ROW, LONG_TEXT_ROWS_PX / n_tokens)
+
+
+def _every(labels: list[str], step: int) -> tuple[list[int], list[str]]:
+    positions = list(range(0, len(labels), step))
+    return positions, [labels[i] for i in positions]
+
+
 def _token_axes(fig: go.Figure, queries: list[str], keys: list[str]) -> None:
     # Keys along the bottom: plotly tilts their labels on a phone, and the bottom margin grows
     # to fit them (automargin), where above the plot they would run into the title.
-    fig.update_xaxes(
-        title_text="key (attended to)", tickmode="array",
-        tickvals=list(range(len(keys))), ticktext=keys, automargin=True,
-    )
-    fig.update_yaxes(
-        title_text="query (attending)", tickmode="array",
-        tickvals=list(range(len(queries))), ticktext=queries, autorange="reversed", automargin=True,
-    )
+    key_step = -(-len(keys) // MAX_KEY_LABELS)  # ceil: at most MAX_KEY_LABELS labels
+    query_step = int(np.ceil(14 / token_row_height(len(queries))))  # labelled rows ≥ 14 px apart
+    key_ticks, key_text = _every(keys, key_step)
+    query_ticks, query_text = _every(queries, query_step)
+    fig.update_xaxes(title_text="key (attended to)", tickmode="array", tickvals=key_ticks, ticktext=key_text,
+                     automargin=True)
+    fig.update_yaxes(title_text="query (attending)", tickmode="array", tickvals=query_ticks, ticktext=query_text,
+                     autorange="reversed", automargin=True)
 
 
 def attention_heatmap(
@@ -118,7 +134,8 @@ def attention_heatmap(
     if mask is not None:
         fig.update_layout(plot_bgcolor=MASKED_COLOUR)
     top = title_space(title_lines(title))
-    height = top + 30 * len(queries) + 110  # 110: the keys' labels and title below, tilted on a phone
+    # 110: the keys' labels and title below, tilted on a phone
+    height = top + int(token_row_height(len(queries)) * len(queries)) + 110
     fig.update_layout(
         title=title_layout(title, height),
         height=height,

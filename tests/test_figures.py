@@ -211,3 +211,17 @@ def test_scatter_labels_are_placed_apart_and_inside_the_axes():
     fig = figures.embedding_scatter(points, words, ["cities"] * 6 + ["feelings"] * 6, [0.3, 0.2])
     assert [p for trace in fig.data for p in trace.textposition] == positions
     assert tuple(fig.layout.xaxis.range) == tuple(x_range) and tuple(fig.layout.yaxis.range) == tuple(y_range)
+
+
+def test_a_long_text_gets_a_bounded_heatmap_with_readable_labels():
+    from attnlab.figures import token_row_height
+
+    n = 512  # MiniLM's longest input: what a 10,000-character text is cut to
+    tokens = [f"t{i}" for i in range(n)]
+    fig = attention_heatmap(np.full((n, n), 1 / n), tokens)
+    assert fig.layout.height <= 3500  # not ~15,000 px
+    rows = np.diff(fig.layout.yaxis.tickvals) * token_row_height(n)
+    assert rows.min() >= 14  # labelled rows far enough apart to read
+    assert len(fig.layout.xaxis.tickvals) <= 40
+    short = attention_heatmap(toy_attention(1.0), TOKENS)  # a sentence keeps one label per token
+    assert list(short.layout.yaxis.ticktext) == list(TOKENS) and list(short.layout.xaxis.ticktext) == list(TOKENS)
