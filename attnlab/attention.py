@@ -174,17 +174,25 @@ def _check_torch_attention(q, k, v, mask, dropout_p) -> None:
         if torch.isnan(x).any():
             raise InputError(f"{name} contains NaN (not a number): check the computation that produced it.")
     if mask is not None:
-        validate.tensor(mask, "mask", min_dims=0, floating=False)
-        if mask.dtype != torch.bool and not mask.is_floating_point():
-            raise InputError(f"mask must be boolean (True = may attend) or floating-point (added to the scores), "
-                             f"not {mask.dtype}: for 0/1 integers use mask.bool().")
-        if mask.device != q.device:
-            raise InputError(f"mask is on {mask.device} but q is on {q.device}: move it with mask.to(q.device).")
-        if mask.is_floating_point() and torch.isnan(mask).any():
-            raise InputError("the additive mask contains NaN: use 0 where a query may attend and -inf elsewhere.")
-        _check_mask_shape(tuple(mask.shape), (*q.shape[:-1], k.shape[-2]))
+        check_mask(mask, q, k)
     if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p <= 1.0:
         raise InputError(f"dropout_p must be a probability between 0 and 1, got {dropout_p!r}.")
+
+
+def check_mask(mask, q, k) -> None:
+    """Refuse a mask that attention cannot use: it must be boolean (True = may attend) or additive
+    (floats added to the scores, no NaN), on q's device, and shaped for the (…, T_q, T_k) scores."""
+    import torch
+
+    validate.tensor(mask, "mask", min_dims=0, floating=False)
+    if mask.dtype != torch.bool and not mask.is_floating_point():
+        raise InputError(f"mask must be boolean (True = may attend) or floating-point (added to the scores), "
+                         f"not {mask.dtype}: for 0/1 integers use mask.bool().")
+    if mask.device != q.device:
+        raise InputError(f"mask is on {mask.device} but q is on {q.device}: move it with mask.to(q.device).")
+    if mask.is_floating_point() and torch.isnan(mask).any():
+        raise InputError("the additive mask contains NaN: use 0 where a query may attend and -inf elsewhere.")
+    _check_mask_shape(tuple(mask.shape), (*q.shape[:-1], k.shape[-2]))
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0, training: bool = False):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnlab import validate
-from attnlab.attention import causal_mask, scaled_dot_product_attention
+from attnlab.attention import causal_mask, check_mask, scaled_dot_product_attention
 from attnlab.errors import InputError
 
 
@@ -79,7 +79,7 @@ class MultiHeadAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if self.fused and not need_weights:
             if mask is not None:  # the fused kernel's own errors are not written for learners
-                _check_mask(mask, q, k)
+                check_mask(mask, q, k)
             if mask is None and is_causal and q.size(-2) == k.size(-2):
                 out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
             else:
@@ -101,19 +101,6 @@ class MultiHeadAttention(nn.Module):
                              f"{self.q_proj.weight.dtype} on {self.q_proj.weight.device}: "
                              f"use {name}.to(layer.q_proj.weight) or move the layer.")
         return x
-
-
-def _check_mask(mask, q, k) -> None:
-    """The same checks as the written-out attention, before the fused kernel sees the mask."""
-    from attnlab.attention import _check_mask_shape
-
-    validate.tensor(mask, "mask", min_dims=0, floating=False)
-    if mask.dtype != torch.bool and not mask.is_floating_point():
-        raise InputError(f"mask must be boolean (True = may attend) or floating-point (added to the scores), "
-                         f"not {mask.dtype}: for 0/1 integers use mask.bool().")
-    if mask.device != q.device:
-        raise InputError(f"mask is on {mask.device} but the input is on {q.device}: move it with mask.to(...).")
-    _check_mask_shape(tuple(mask.shape), (*q.shape[:-1], k.shape[-2]))
 
 
 class FeedForward(nn.Module):

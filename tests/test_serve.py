@@ -28,7 +28,14 @@ def served(tmp_path):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+
+    def stop() -> None:  # run inside the server's own loop, so that no poll meets a closed socket
+        server.task_dispatcher.shutdown()
+        for channel in list(server._map.values()):
+            channel.close()
+
+    server.trigger.pull_trigger(stop)
+    thread.join(5)
 
 
 def get(url: str, encoding: str | None):
