@@ -85,6 +85,21 @@ def _shown(page, selector: str) -> bool:
     return page.evaluate(f"() => ({VISIBLE_JS})(document.querySelector({selector!r}))")
 
 
+def _button_flips(page, side: str, target: str, what: str) -> bool:
+    """Click the visible ``side`` toggle and check it shows or hides ``target``; True if it opened it.
+
+    Where no toggle is visible, ``target`` must already be on screen."""
+    toggle = _visible_toggle(page, side)
+    before = _shown(page, target)
+    if toggle is None:
+        assert before, f"{what}: no way to reach it"
+        return False
+    toggle.click()
+    page.wait_for_timeout(400)
+    assert _shown(page, target) != before, f"{what}: the button did nothing"
+    return not before
+
+
 @pytest.fixture(params=list(VIEWPORTS), ids=list(VIEWPORTS))
 def viewport(request):
     return VIEWPORTS[request.param]
@@ -103,32 +118,18 @@ def test_page_fits_and_navigates(visit, name, viewport):
 
     # The chapter list: the ☰ button shows it (or, where it is already shown, hides it).
     links = "nav.bd-docs-nav"
-    toggle = _visible_toggle(page, "primary")
     before = _shown(page, links)
-    if toggle is None:
-        assert before, f"{name} at {width} px: no way to reach the chapter list"
-    else:
-        toggle.click()
-        page.wait_for_timeout(400)
-        assert _shown(page, links) != before, f"{name} at {width} px: the sidebar button did nothing"
-        if not before:  # it opened: a chapter link in it can be followed
-            assert page.locator(f"{links} a.reference").first.is_visible()
-        page.keyboard.press("Escape")
-        if _shown(page, links) != before:
-            _visible_toggle(page, "primary").click()
-        page.wait_for_timeout(400)
+    if _button_flips(page, "primary", links, f"{name} at {width} px: the chapter list"):
+        assert page.locator(f"{links} a.reference").first.is_visible()  # it opened: a link can be followed
+    page.keyboard.press("Escape")
+    if _shown(page, links) != before:  # put the page back as it was, for the contents button
+        _visible_toggle(page, "primary").click()
+    page.wait_for_timeout(400)
 
     # The page's contents: the "On this page" button shows them where they are hidden.
     contents = "#pst-page-toc-nav"
     if page.locator(contents).count():
-        toggle = _visible_toggle(page, "secondary")
-        before = _shown(page, contents)
-        if toggle is None:
-            assert before, f"{name} at {width} px: no way to reach the page contents"
-        else:
-            toggle.click()
-            page.wait_for_timeout(400)
-            assert _shown(page, contents) != before, f"{name} at {width} px: the contents button did nothing"
+        _button_flips(page, "secondary", contents, f"{name} at {width} px: the page contents")
     page_visit.assert_clean()
 
 
