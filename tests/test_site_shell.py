@@ -56,6 +56,15 @@ EQUATIONS_JS = """() => {
   return problems;
 }"""
 
+# Tables: one wider than its column scrolls in its box, which says so in words.
+TABLES_JS = """() => [...document.querySelectorAll('article table')].filter(table => {
+  const box = table.parentElement;
+  if (table.getBoundingClientRect().width <= box.clientWidth + 1) return false;
+  const scrolls = ['auto', 'scroll'].includes(getComputedStyle(box).overflowX) && box.scrollWidth > box.clientWidth;
+  const says = getComputedStyle(box, '::before').content.includes('sideways');
+  return !(scrolls && says);
+}).map(table => table.textContent.trim().slice(0, 60))"""
+
 WIDEST_JS = """() => {
   const limit = window.innerWidth;
   const wide = [];
@@ -115,6 +124,7 @@ def test_page_fits_and_navigates(visit, name, viewport):
     widest = page.evaluate(WIDEST_JS)
     assert widest["scroll"] <= width, f"{name} lays out {widest['scroll']} px wide on a {width} px screen: {widest['wide']}"
     assert page.evaluate(EQUATIONS_JS) == [], f"{name}: equations cut off at {width} px"
+    assert page.evaluate(TABLES_JS) == [], f"{name}: tables cut off at {width} px, or scrolling without saying so"
 
     # The chapter list: the ☰ button shows it (or, where it is already shown, hides it).
     links = "nav.bd-docs-nav"

@@ -1,4 +1,5 @@
-/* attnlab (attnlab/sphinxext_reader.py): display equations and tables that scroll can be scrolled from the keyboard.
+/* attnlab (attnlab/sphinxext_reader.py): display equations and tables that scroll can be scrolled from the keyboard,
+ * and a table that scrolls says so.
  *
  * A display equation wider than its column scrolls sideways (attnlab.css). A keyboard user can
  * scroll it only if it can take focus (WCAG 2.1.1; axe: scrollable-region-focusable). MathJax's
@@ -17,6 +18,9 @@
                    ...document.querySelectorAll(".pst-scrollable-table-container > table")];
     for (const box of boxes) {
       const scroller = [box, box.parentElement].find((el) => el && scrolls(el));
+      if (box.tagName === "TABLE") {  // a wide table says it scrolls (attnlab.css): phones hide the scrollbar
+        box.parentElement.classList.toggle("attnlab-table-scrolls", scroller === box.parentElement);
+      }
       for (const el of [box, box.parentElement]) {
         if (!el) continue;
         if (el === scroller && !el.hasAttribute("tabindex")) {
