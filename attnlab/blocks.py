@@ -155,7 +155,11 @@ class TransformerBlock(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """Masked self-attention, then cross-attention to the encoder's output, then feed-forward."""
+    """Masked self-attention, then cross-attention to the encoder's output, then feed-forward.
+
+    After a call with ``need_weights=True`` the block keeps the per-head weights of that call in
+    ``self_weights`` (B, H, T, T) and ``cross_weights`` (B, H, T, S); otherwise both are None.
+    """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, dropout: float = 0.0,
                  norm_first: bool = True, activation: str = "relu", bias: bool = True,
@@ -167,15 +171,25 @@ class DecoderBlock(nn.Module):
         self.feed_forward = FeedForward(d_model, d_ff or 4 * d_model, dropout, activation, bias)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias) for _ in range(3))
         self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
+        self.self_weights: torch.Tensor | None = None
+        self.cross_weights: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None, is_causal: bool = True) -> torch.Tensor:
+                memory_mask: torch.Tensor | None = None, is_causal: bool = True,
+                need_weights: bool = False) -> torch.Tensor:
         """x: (B, T, C) target so far; memory: (B, S, C) encoder output → (B, T, C)."""
+        if not isinstance(need_weights, bool):
+            raise InputError(f"need_weights must be True or False, not {need_weights!r}.")
+        self.self_weights = self.cross_weights = None
+
         def self_attend(h):
-            return self.self_attention(h, mask=self_mask, is_causal=is_causal)[0]
+            out, self.self_weights = self.self_attention(h, mask=self_mask, is_causal=is_causal,
+                                                         need_weights=need_weights)
+            return out
 
         def cross_attend(h):
-            return self.cross_attention(h, memory, mask=memory_mask)[0]
+            out, self.cross_weights = self.cross_attention(h, memory, mask=memory_mask, need_weights=need_weights)
+            return out
 
         if self.norm_first:
             x = x + self.dropout1(self_attend(self.norm1(x)))
@@ -218,15 +232,32 @@ class Decoder(nn.Module):
         self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, C) and memory (B, S, C) → (B, T, C)."""
+                memory_mask: torch.Tensor | None = None, is_causal: bool = True,
+                need_weights: bool = False) -> torch.Tensor:
+        """(B, T, C) and memory (B, S, C) → (B, T, C); ``need_weights`` keeps each block's weights."""
         for block in self.blocks:
-            x = block(x, memory, self_mask=self_mask, memory_mask=memory_mask)
+            x = block(x, memory, self_mask=self_mask, memory_mask=memory_mask, is_causal=is_causal,
+                      need_weights=need_weights)
         return self.final_norm(x)
+
+    def attention_weights(self, which: str = "cross") -> torch.Tensor:
+        """Every block's weights from the last call with ``need_weights=True``: (layers, B, H, T, S or T).
+
+        ``which`` is "cross" (decoder queries over encoder keys) or "self" (masked self-attention).
+        """
+        if which not in ("cross", "self"):
+            raise InputError(f"which must be 'cross' or 'self', not {which!r}.")
+        maps = [getattr(block, f"{which}_weights") for block in self.blocks]
+        if any(m is None for m in maps):
+            raise InputError("no attention weights are kept: run the decoder with need_weights=True first.")
+        return torch.stack(maps)
 
 
 class EncoderDecoder(nn.Module):
-    """The 2017 model: embed source and target, encode the source, decode the target, predict tokens."""
+    """The 2017 encoder–decoder design: embed source and target, encode, decode, predict tokens.
+
+    Pre-LN by default (``norm_first=True``, today's choice); ``norm_first=False`` is the 2017 paper's post-LN.
+    """
 
     def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 128, n_heads: int = 4,
                  n_layers: int = 2, d_ff: int | None = None, dropout: float = 0.1,
@@ -251,13 +282,17 @@ class EncoderDecoder(nn.Module):
         """Source ids (B, S) → memory (B, S, C)."""
         return self.encoder(self.embed(self.src_embed, src), mask=src_mask)
 
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor, src_mask: torch.Tensor | None = None,
+                is_causal: bool = True, need_weights: bool = False) -> torch.Tensor:
         """Source (B, S) and target so far (B, T) → next-token logits (B, T, tgt_vocab).
 
         ``src_mask`` (B, 1, 1, S) marks real source tokens (see :func:`attnlab.attention.padding_mask`).
+        ``is_causal=False`` drops the decoder's causal mask (a mistake, for experiments only);
+        ``need_weights=True`` keeps the decoder's weights: ``model.decoder.attention_weights("cross")``.
         """
         memory = self.encode(src, src_mask)
-        hidden = self.decoder(self.embed(self.tgt_embed, tgt), memory, memory_mask=src_mask)
+        hidden = self.decoder(self.embed(self.tgt_embed, tgt), memory, memory_mask=src_mask,
+                              is_causal=is_causal, need_weights=need_weights)
         return self.generator(hidden)
 
 
@@ -301,9 +336,18 @@ def _load_feed_forward(ours: FeedForward, theirs: nn.Module) -> None:
     ours.contract.load_state_dict(theirs.linear2.state_dict())
 
 
+def _same_norm_first(ours: nn.Module, theirs: nn.Module, our_name: str, their_name: str) -> None:
+    """A friendly InputError when the two layers put their LayerNorms in different places."""
+    if bool(ours.norm_first) != bool(theirs.norm_first):
+        raise InputError(f"the {their_name} has norm_first={theirs.norm_first} but our {our_name} has "
+                         f"norm_first={ours.norm_first}: their LayerNorms sit in different places, so the weights "
+                         f"would load but the outputs differ. Build ours with norm_first={theirs.norm_first}.")
+
+
 @torch.no_grad()
 def load_from_torch_encoder_layer(ours: TransformerBlock, theirs: nn.TransformerEncoderLayer) -> TransformerBlock:
     """Copy an ``nn.TransformerEncoderLayer``'s weights into a block built with the same sizes."""
+    _same_norm_first(ours, theirs, "TransformerBlock", "nn.TransformerEncoderLayer")
     load_from_torch_mha(ours.attention, theirs.self_attn)
     _load_feed_forward(ours.feed_forward, theirs)
     ours.norm1.load_state_dict(theirs.norm1.state_dict())
@@ -314,9 +358,29 @@ def load_from_torch_encoder_layer(ours: TransformerBlock, theirs: nn.Transformer
 @torch.no_grad()
 def load_from_torch_decoder_layer(ours: DecoderBlock, theirs: nn.TransformerDecoderLayer) -> DecoderBlock:
     """Copy an ``nn.TransformerDecoderLayer``'s weights into a decoder block of the same sizes."""
+    _same_norm_first(ours, theirs, "DecoderBlock", "nn.TransformerDecoderLayer")
     load_from_torch_mha(ours.self_attention, theirs.self_attn)
     load_from_torch_mha(ours.cross_attention, theirs.multihead_attn)
     _load_feed_forward(ours.feed_forward, theirs)
     for name in ("norm1", "norm2", "norm3"):
         getattr(ours, name).load_state_dict(getattr(theirs, name).state_dict())
     return ours
+
+
+@torch.no_grad()
+def load_from_torch_transformer(encoder: Encoder, decoder: Decoder, theirs: nn.Transformer) -> tuple[Encoder, Decoder]:
+    """Copy an ``nn.Transformer``'s two stacks (every layer and both final LayerNorms) into ours."""
+    for ours, stack, what in ((encoder, theirs.encoder, "encoder"), (decoder, theirs.decoder, "decoder")):
+        if len(ours.blocks) != len(stack.layers):
+            depth = len(stack.layers)
+            raise InputError(f"the {what}s have different depths: ours {len(ours.blocks)} blocks, "
+                             f"nn.Transformer's {depth} layers; build ours with n_layers={depth}.")
+        if isinstance(ours.final_norm, nn.Identity) or stack.norm is None:
+            raise InputError(f"nn.Transformer ends its {what} with one more LayerNorm whether norm_first is True "
+                             "or False, but our stacks have it only when norm_first=True: build ours with "
+                             "norm_first=True, and nn.Transformer with norm_first=True to compute the same numbers.")
+        load = load_from_torch_encoder_layer if what == "encoder" else load_from_torch_decoder_layer
+        for block, layer in zip(ours.blocks, stack.layers):
+            load(block, layer)
+        ours.final_norm.load_state_dict(stack.norm.state_dict())
+    return encoder, decoder

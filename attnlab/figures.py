@@ -417,7 +417,8 @@ def masked_scores(scores: np.ndarray, mask: np.ndarray, tokens: Sequence[str], t
     for row in (1, 2):  # keys along the bottom, where their labels may tilt (see _token_axes)
         fig.update_xaxes(tickmode="array", tickvals=positions, ticktext=labels, automargin=True, row=row, col=1)
         fig.update_yaxes(tickmode="array", tickvals=positions, ticktext=labels, autorange="reversed",
-                         automargin=True, row=row, col=1)
+                         automargin=True, title={"text": "query", "font": {"size": 12}}, row=row, col=1)
+    fig.update_xaxes(title={"text": "key", "font": {"size": 12}}, row=2, col=1)
     fig.update_annotations(font={"size": 12})
     top = title_space(title_lines(title)) + 24  # 24: the first panel's title
     height = top + 2 * 24 * len(labels) + 110

@@ -11,9 +11,11 @@ on the pages that need it. Outside a build nothing is changed.
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
 import uuid
+from collections.abc import Iterable, Iterator
 
 import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer
@@ -98,3 +100,26 @@ def plotly_cdn_url() -> str:
     from plotly.offline import get_plotlyjs_version
 
     return f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
+
+
+def progress(iterable: Iterable, **options) -> Iterator:
+    """A tqdm progress bar over ``iterable``: a live bar in Jupyter and Colab.
+
+    In a book build the page cannot animate, and tqdm's carriage returns would leave every
+    intermediate state on it; there the bar is drawn once, in its final state, when the loop ends.
+    """
+    if not building_book():
+        from tqdm.auto import tqdm
+
+        return iter(tqdm(iterable, **options))
+
+    from tqdm.std import tqdm
+
+    def final_state_only() -> Iterator:
+        bar = tqdm(iterable, file=io.StringIO(), **{"ascii": False, **options})
+        shown = not bar.disable  # closing a bar disables it
+        yield from bar
+        if shown:
+            print(bar)
+
+    return final_state_only()

