@@ -75,15 +75,16 @@ class MultiHeadAttention(nn.Module):
         q = self.split_heads(self.q_proj(query))  # (B, H, T_q, hd)
         k = self.split_heads(self.k_proj(source))  # (B, H, T_k, hd)
         v = self.split_heads(self.v_proj(source))  # (B, H, T_k, hd)
-        causal = causal_mask(q.size(-2), device=q.device, n_keys=k.size(-2)) if is_causal else None
         dropout = self.dropout if self.training else 0.0
-        if self.fused and not need_weights:
+        fused_causal = self.fused and not need_weights and mask is None and is_causal and q.size(-2) == k.size(-2)
+        # The fused kernel applies is_causal itself: build the (T_q, T_k) mask only where it is read.
+        causal = causal_mask(q.size(-2), device=q.device, n_keys=k.size(-2)) if is_causal and not fused_causal else None
+        if fused_causal:
+            out, weights = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True), None
+        elif self.fused and not need_weights:
             if mask is not None:  # the fused kernel's own errors are not written for learners
                 check_mask(mask, q, k)
-            if mask is None and is_causal and q.size(-2) == k.size(-2):
-                out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
-            else:
-                out = F.scaled_dot_product_attention(q, k, v, attn_mask=_combine(mask, causal), dropout_p=dropout)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=_combine(mask, causal), dropout_p=dropout)
             weights = None
         else:
             out, weights = scaled_dot_product_attention(q, k, v, _combine(mask, causal), dropout, self.training)
