@@ -75,7 +75,8 @@ def clean_text(text: object) -> tuple[str, list[str]]:
     return text, notes
 
 
-def _encode(text: str, lm: LoadedModel, notes: list[str]):
+def encode(text: str, lm: LoadedModel, notes: list[str]):
+    """Tokenize ``text`` for ``lm``, cut to the model's limit (a note says so); → (encoding, tokens)."""
     tokenizer = lm.tokenizer
     full_length = len(tokenizer(text)["input_ids"])
     encoding = tokenizer(text, return_tensors="pt", truncation=True, max_length=lm.max_tokens)
@@ -106,7 +107,7 @@ def attend(text: str, model: str | LoadedModel = "minilm", merge_words: bool = F
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    encoding, tokens = _encode(text, lm, notes)
+    encoding, tokens = encode(text, lm, notes)
     with torch.no_grad():
         output = lm.model(**encoding.to(lm.device), output_attentions=True)
     maps = torch.stack(output.attentions)[:, 0].float().cpu().numpy()  # (L, H, T, T)
@@ -171,7 +172,7 @@ class HeadInternals:
 _PROJECTIONS = (("query", "key", "value"), ("q_lin", "k_lin", "v_lin"), ("q_proj", "k_proj", "v_proj"))
 
 
-def _attention_projections(model) -> list:
+def attention_projections(model) -> list:
     """For each layer, a function from captured outputs to (q, k, v), and the modules to hook."""
     layers = []
     for _, module in model.named_modules():
@@ -193,7 +194,7 @@ def head_internals(text: str, model: str | LoadedModel, layer: int, head: int) -
     lm = as_loaded(model)
     check_layer_head(layer, head, lm.n_layers, lm.n_heads, lm.name)
     record = attend(text, lm)
-    projections = _attention_projections(lm.model)
+    projections = attention_projections(lm.model)
     if len(projections) != lm.n_layers:
         raise InputError(f"The step-by-step view supports BERT- and GPT-2-style models; {lm.name} is built differently.")
     kind, modules = projections[layer]
@@ -201,7 +202,7 @@ def head_internals(text: str, model: str | LoadedModel, layer: int, head: int) -
     hooks = [m.register_forward_hook(lambda _m, _in, out: captured.append(out)) for m in modules]
     try:
         text, notes = clean_text(text)
-        encoding, _ = _encode(text, lm, notes)
+        encoding, _ = encode(text, lm, notes)
         with torch.no_grad():
             lm.model(**encoding.to(lm.device))
     finally:

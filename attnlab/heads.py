@@ -19,7 +19,7 @@ import numpy as np
 
 from attnlab import validate
 from attnlab.errors import InputError
-from attnlab.extraction import _attention_projections, _encode, check_layer_head, clean_text
+from attnlab.extraction import attention_projections, check_layer_head, clean_text, encode
 from attnlab.models import LoadedModel, as_loaded
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _out_projections(model) -> list:
 
 def _layer_modules(lm: LoadedModel, layer: int) -> tuple:
     check_layer_head(layer, 0, lm.n_layers, lm.n_heads, lm.name)
-    projections = _attention_projections(lm.model)
+    projections = attention_projections(lm.model)
     outs = _out_projections(lm.model)
     if len(projections) != lm.n_layers or len(outs) != lm.n_layers or projections[layer][0] != "separate":
         raise InputError(f"This works on BERT-style models with separate query, key, value and output "
@@ -124,7 +124,7 @@ def capture_layer(text: str, model: str | LoadedModel, layer: int) -> LayerCaptu
     lm = as_loaded(model)
     q_proj, k_proj, v_proj, out_proj = _layer_modules(lm, layer)
     text, notes = clean_text(text)
-    encoding, tokens = _encode(text, lm, notes)
+    encoding, tokens = encode(text, lm, notes)
     captured = {}
     hooks = [q_proj.register_forward_pre_hook(lambda _m, args: captured.setdefault("x", args[0].detach())),
              out_proj.register_forward_hook(lambda _m, _in, out: captured.setdefault("out", out.detach()))]
@@ -178,7 +178,7 @@ def ablate_heads(text: str, model: str | LoadedModel, layer: int, heads: Iterabl
     for head in heads:
         check_layer_head(layer, head, lm.n_layers, lm.n_heads, lm.name)
     text, notes = clean_text(text)
-    encoding, _ = _encode(text, lm, notes)
+    encoding, _ = encode(text, lm, notes)
     encoding = encoding.to(lm.device)
     head_dim = out_proj.in_features // lm.n_heads
 

@@ -6,7 +6,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from attnlab.checkers.core import CheckResult, Mismatch, _as_array, _expect_shape, _needs_function, _run
+from attnlab.checkers.core import (
+    CheckResult,
+    Mismatch,
+    _as_array,
+    _call_explaining,
+    _expect_shape,
+    _needs_function,
+    _run,
+)
 
 
 # ---------------------------------------------------------------- chapter 6: LayerNorm, feed-forward, the block
@@ -25,14 +33,7 @@ NO_KEEPDIM = ("the mean or the variance lost its last axis, so it cannot be subt
 
 def _call_layer_norm(fn: Callable, *args, **options):
     """``fn(*args, **options)``, with the broadcasting error of a forgotten ``keepdim=True`` turned into a hint."""
-    try:
-        return fn(*args, **options)
-    except NotImplementedError:
-        raise
-    except RuntimeError as error:
-        if "must match the size of tensor" in str(error):
-            raise Mismatch(NO_KEEPDIM) from None
-        raise
+    return _call_explaining(fn, {"must match the size of tensor": NO_KEEPDIM}, *args, **options)
 
 
 def check_layer_norm(fn: Callable, verbose: bool | None = None) -> CheckResult:

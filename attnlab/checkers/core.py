@@ -73,6 +73,23 @@ def _expect_shape(array: np.ndarray, shape: tuple, what: str) -> None:
         raise Mismatch(f"{what} should have shape {shape}, but has shape {array.shape}.")
 
 
+def _call_explaining(fn: Callable, errors: dict[str, str], *args, **options):
+    """``fn(*args, **options)``; a RuntimeError whose message contains a key of ``errors`` becomes that hint.
+
+    PyTorch's own messages for the usual slips (a ``.view`` after a transpose, a forgotten
+    ``keepdim=True``) say what broke, not which line of the learner's code to change.
+    """
+    try:
+        return fn(*args, **options)
+    except NotImplementedError:
+        raise
+    except RuntimeError as error:
+        for fragment, hint in errors.items():
+            if fragment in str(error):
+                raise Mismatch(hint) from None
+        raise
+
+
 def _run(name: str, cases: list[tuple[str, Callable[[], None]]], verbose: bool) -> CheckResult:
     result = CheckResult(name=name, passed=True)
     for case_name, case in cases:

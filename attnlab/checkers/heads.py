@@ -6,7 +6,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from attnlab.checkers.core import CheckResult, Mismatch, _as_array, _expect_shape, _needs_function, _run
+from attnlab.checkers.core import (
+    CheckResult,
+    Mismatch,
+    _as_array,
+    _call_explaining,
+    _expect_shape,
+    _needs_function,
+    _run,
+)
 
 
 # ---------------------------------------------------------------- chapter 5: multi-head attention
@@ -28,14 +36,7 @@ VIEW_AFTER_TRANSPOSE = ("`.view` cannot join the heads after `.transpose(1, 2)`:
 
 def _call(fn: Callable, *args):
     """``fn(*args)``, with the error of a ``.view`` after a transpose turned into a hint."""
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        raise
-    except RuntimeError as error:
-        if "view size is not compatible" in str(error):
-            raise Mismatch(VIEW_AFTER_TRANSPOSE) from None
-        raise
+    return _call_explaining(fn, {"view size is not compatible": VIEW_AFTER_TRANSPOSE}, *args)
 
 
 def check_split_heads(fn: Callable, verbose: bool | None = None) -> CheckResult:
