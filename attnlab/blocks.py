@@ -54,6 +54,19 @@ class MultiHeadAttention(nn.Module):
         batch, _, length, _ = x.shape
         return x.transpose(1, 2).reshape(batch, length, self.n_heads * self.head_dim)
 
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Self-attention's q, k, v of x (B, T, C): the same numbers as q_proj(x), k_proj(x), v_proj(x).
+
+        The three projections read the same x, so they are done as ONE matrix multiply with
+        the three weights stacked (3C, C): one kernel instead of three, which is what a small
+        model's training step is short of. The parameters stay three separate layers, and
+        the written-out path (``fused=False`` or ``need_weights``) still calls each one, so
+        that every projection shows up as itself (chapter 5 counts their FLOPs per layer).
+        """
+        weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (3C, C)
+        bias = None if self.q_proj.bias is None else torch.cat((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias))
+        return F.linear(x, weight, bias).split(self.d_model, dim=-1)  # (B, T, C) each
+
     def forward(
         self,
         query: torch.Tensor,
@@ -72,9 +85,12 @@ class MultiHeadAttention(nn.Module):
         if source.size(0) != query.size(0) or source.device != query.device:
             raise InputError(f"key_value must be a batch of the same size, on the same device, as query: got "
                              f"{tuple(source.shape)} on {source.device} and {tuple(query.shape)} on {query.device}.")
-        q = self.split_heads(self.q_proj(query))  # (B, H, T_q, hd)
-        k = self.split_heads(self.k_proj(source))  # (B, H, T_k, hd)
-        v = self.split_heads(self.v_proj(source))  # (B, H, T_k, hd)
+        if key_value is None and self.fused and not need_weights:  # the trainer's path: one multiply, see project_qkv
+            q, k, v = (self.split_heads(x) for x in self.project_qkv(query))  # (B, H, T, hd) each
+        else:
+            q = self.split_heads(self.q_proj(query))  # (B, H, T_q, hd)
+            k = self.split_heads(self.k_proj(source))  # (B, H, T_k, hd)
+            v = self.split_heads(self.v_proj(source))  # (B, H, T_k, hd)
         dropout = self.dropout if self.training else 0.0
         fused_causal = self.fused and not need_weights and mask is None and is_causal and q.size(-2) == k.size(-2)
         # The fused kernel applies is_causal itself: build the (T_q, T_k) mask only where it is read.
@@ -311,9 +327,11 @@ def check_token_ids(ids, vocab_size: int, max_len: int, device, what: str = "tok
                          f"cut it, for example ids[:, -{max_len}:].")
     if ids.device != torch.device(device):
         raise InputError(f"{what} are on {ids.device} but the model is on {device}: use ids.to({str(device)!r}).")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise InputError(f"{what} must be between 0 and {vocab_size - 1} (the vocabulary has {vocab_size} entries), "
-                         f"got values from {int(ids.min())} to {int(ids.max())}.")
+    if ids.numel():
+        low, high = torch.stack(ids.aminmax()).tolist()  # one read back from a GPU per call, not two
+        if low < 0 or high >= vocab_size:
+            raise InputError(f"{what} must be between 0 and {vocab_size - 1} (the vocabulary has {vocab_size} "
+                             f"entries), got values from {low} to {high}.")
 
 
 # ------------------------------------------------ loading PyTorch's own layers' weights

@@ -28,9 +28,13 @@ from attnlab.figure_layout import (LEGEND_BELOW, MODEBAR_BAND, choice_heading, m
 SEQUENTIAL = "Viridis"
 
 
+#: A character model's tokens can be blank: show a space and a line break as visible signs.
+VISIBLE_BLANKS = {" ": "␣", "\n": "⏎", "\t": "⇥"}
+
+
 def escape_labels(tokens: Sequence[str]) -> list[str]:
-    """Tokens as safe label text: no tag in a sentence can become markup."""
-    return [html.escape(str(token), quote=True) for token in tokens]
+    """Tokens as safe label text: no tag in a sentence can become markup, no token is blank."""
+    return [html.escape(VISIBLE_BLANKS.get(str(token), str(token)), quote=True) for token in tokens]
 
 
 MASKED_COLOUR = "#c8c8c8"  # masked cells: grey, never confused with the dark end of Viridis (weight 0)

@@ -92,7 +92,7 @@ class GPT(nn.Module):
         logits = self.lm_head(self.final_norm(x))  # (B, T, vocab)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         attentions = torch.stack(maps) if return_attention else None
         return GPTOutput(logits, loss, attentions)
 
@@ -125,9 +125,13 @@ class GPT(nn.Module):
 
 def next_token_probabilities(logits: torch.Tensor, temperature: float = 1.0,
                              top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
-    """Logits (B, vocab) → sampling probabilities after temperature, top-k and top-p (nucleus)."""
+    """Logits (B, vocab) → sampling probabilities after temperature, then top-k, then top-p (nucleus).
+
+    ``temperature=0`` means greedy: probability 1 on the most likely token (the first, on a tie).
+    """
     validate.tensor(logits, "logits", min_dims=1)
-    temperature = validate.positive_number(temperature, "temperature")
+    greedy = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 0
+    temperature = 1.0 if greedy else validate.positive_number(temperature, "temperature")
     if top_k is not None:
         top_k = validate.whole_number(top_k, "top_k", minimum=1)
     if top_p is not None:
@@ -135,6 +139,8 @@ def next_token_probabilities(logits: torch.Tensor, temperature: float = 1.0,
             raise InputError(f"top_p must be a number in (0, 1], such as 0.9, got {top_p!r}.")
     if torch.isnan(logits).any():
         raise InputError("logits contain NaN (not a number): check the model's output.")
+    if greedy:  # the limit of ever colder sampling: all the probability on the best token
+        return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).to(logits.dtype)
     logits = logits / temperature
     if top_k is not None:
         kth_best = torch.topk(logits, min(top_k, logits.size(-1))).values[..., -1:]  # (B, 1)

@@ -50,6 +50,15 @@ def _minilm_folder() -> Path:
 
 
 register("minilm", _minilm_folder)
+
+
+def _minigpt_folder() -> Path:
+    from attnlab.minigpt import checkpoint_folder  # imported when asked for: it needs torch
+
+    return checkpoint_folder()
+
+
+register("minigpt", _minigpt_folder)
 _ALIASES = {"all-minilm-l6-v2": "minilm", "sentence-transformers/all-minilm-l6-v2": "minilm"}
 
 
@@ -199,6 +208,7 @@ def _load_cached(name: str, device: str) -> LoadedModel:
     if key in _REGISTRY:
         folder = _REGISTRY[key]()
         (model, tokenizer), source = _from_pretrained(folder, offline=True), f"the package folder {folder}"
+        model = model.float()  # a package may store float16 to stay small; the explorers read float32
         name = key
     elif _is_folder(name):
         folder = Path(name).expanduser()

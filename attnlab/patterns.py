@@ -76,9 +76,10 @@ def induction_scores(maps: np.ndarray, start: int, period: int) -> np.ndarray:
     """(L, H) scores on a sequence whose tokens from ``start`` repeat after ``period`` tokens.
 
     A query at the second copy of token i (position start + period + i) should attend to the
-    token that followed the first copy (position start + i + 1).
+    token that followed the first copy (position start + i + 1); for the last token that is the
+    second copy's own first token. Every position of the second copy is a query.
     """
-    queries = np.arange(start + period, start + 2 * period - 1)
+    queries = np.arange(start + period, start + 2 * period)
     targets = queries - period + 1
     return maps[..., queries, targets].mean(axis=-1)
 

@@ -102,24 +102,44 @@ def plotly_cdn_url() -> str:
     return f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
 
 
-def progress(iterable: Iterable, **options) -> Iterator:
+def progress(iterable: Iterable, **options):
     """A tqdm progress bar over ``iterable``: a live bar in Jupyter and Colab.
 
     In a book build the page cannot animate, and tqdm's carriage returns would leave every
-    intermediate state on it; there the bar is drawn once, in its final state, when the loop ends.
+    intermediate state on it; there the bar is drawn once, in its final state, when the loop
+    ends or the bar is closed (a loop that stops early closes it). Either way the result can be
+    iterated and has tqdm's ``set_postfix`` and ``close``.
     """
     if not building_book():
         from tqdm.auto import tqdm
 
-        return iter(tqdm(iterable, **options))
+        return tqdm(iterable, **options)
+    return _FinalStateBar(iterable, **options)
 
-    from tqdm.std import tqdm
 
-    def final_state_only() -> Iterator:
-        bar = tqdm(iterable, file=io.StringIO(), **{"ascii": False, **options})
-        shown = not bar.disable  # closing a bar disables it
-        yield from bar
-        if shown:
-            print(bar)
+class _FinalStateBar:
+    """A tqdm bar that writes nothing while it runs and prints its final state once."""
 
-    return final_state_only()
+    def __init__(self, iterable: Iterable, **options):
+        from tqdm.std import tqdm
+
+        self.bar = tqdm(iterable, file=io.StringIO(), **{"ascii": False, **options})
+        self.shown = not self.bar.disable
+
+    def __iter__(self) -> Iterator:
+        yield from self.bar
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.bar)
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        """As tqdm's."""
+        self.bar.set_postfix(*args, **kwargs)
+
+    def close(self) -> None:
+        """Print the final state (once)."""
+        if self.shown:
+            self.shown = False
+            print(self.bar)
+        self.bar.close()

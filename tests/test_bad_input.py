@@ -118,7 +118,7 @@ CASES = [
     ("gen-top-k-zero", lambda: _gpt.generate(_ids, 2, top_k=0), InputError, "top_k must be at least 1"),
     ("gen-top-k-str", lambda: _gpt.generate(_ids, 2, top_k="3"), InputError, "whole number"),
     ("gen-top-p", lambda: _gpt.generate(_ids, 2, top_p=1.5), InputError, "(0, 1]"),
-    ("gen-temperature", lambda: _gpt.generate(_ids, 2, temperature=0), InputError, "positive"),
+    ("gen-temperature", lambda: _gpt.generate(_ids, 2, temperature=-1), InputError, "positive"),
     ("gen-negative-steps", lambda: _gpt.generate(_ids, -1), InputError, "at least 0"),
     ("gen-empty", lambda: _gpt.generate(torch.zeros(1, 0, dtype=torch.long), 2), InputError, "empty"),
     ("gen-generator", lambda: _gpt.generate(_ids, 2, generator=0), InputError, "torch.Generator"),

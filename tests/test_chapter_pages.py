@@ -1,4 +1,4 @@
-"""Chapters 1–7 and their labs as a reader sees them: figures drawn and working in Chromium, offline."""
+"""Chapters 1–9 and their labs as a reader sees them: figures drawn and working in Chromium, offline."""
 
 import numpy as np
 import pytest
@@ -11,11 +11,13 @@ pytestmark = [pytest.mark.site, pytest.mark.browser]
 
 CHAPTERS = ["book/01-why-transformers", "book/02-text-to-vectors", "book/03-positional-encoding",
             "book/04-attention-from-scratch", "book/05-multi-head-attention", "book/06-transformer-block",
-            "book/07-masks-decoders-families"]
+            "book/07-masks-decoders-families", "book/08-training-a-tiny-transformer",
+            "book/09-build-your-own-mini-gpt"]
 LABS = ["notebooks/01-why-transformers-lab", "notebooks/02-text-to-vectors-lab",
         "notebooks/03-positional-encoding-lab", "notebooks/04-attention-from-scratch-lab",
         "notebooks/05-multi-head-attention-lab", "notebooks/06-transformer-block-lab",
-        "notebooks/07-masks-decoders-families-lab"]
+        "notebooks/07-masks-decoders-families-lab", "notebooks/08-training-a-tiny-transformer-lab",
+        "notebooks/09-build-your-own-mini-gpt-lab"]
 DRAWN = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => g._fullData).length"
 
 

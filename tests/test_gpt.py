@@ -3,6 +3,7 @@ import torch
 
 from attnlab.blocks import EncoderDecoder
 from attnlab.attention import padding_mask
+from attnlab.errors import InputError
 from attnlab.gpt import GPT, GPTConfig, next_token_probabilities
 
 
@@ -71,7 +72,7 @@ def test_sampling_filters():
     cold = next_token_probabilities(logits, temperature=0.1)
     assert cold[0, 0] > 0.99
     with pytest.raises(ValueError):
-        next_token_probabilities(logits, temperature=0)
+        next_token_probabilities(logits, temperature=-0.5)
 
 
 def test_encoder_decoder_is_causal_and_respects_source_padding():
@@ -87,3 +88,11 @@ def test_encoder_decoder_is_causal_and_respects_source_padding():
     changed_tgt = tgt.clone()
     changed_tgt[:, 4] = 0
     torch.testing.assert_close(model(src, changed_tgt, src_mask=keep)[:, :4], logits[:, :4])
+
+
+def test_temperature_zero_is_greedy():
+    logits = torch.tensor([[0.1, 2.0, 2.0, -1.0], [3.0, 0.0, 0.0, 0.0]])
+    probs = next_token_probabilities(logits, temperature=0)
+    assert torch.equal(probs, torch.tensor([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]))  # ties: the first
+    with pytest.raises(InputError):
+        next_token_probabilities(logits, temperature=-1)

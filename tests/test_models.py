@@ -120,7 +120,7 @@ def test_induction_score_high_for_a_copying_head_low_for_random():
     random /= random.sum(-1, keepdims=True)
     copying = np.full((1, 1, length, length), 0.0)
     copying[..., np.arange(length), 0] = 1.0  # by default, rest on the first token
-    for i in range(period - 1):  # at the second copy of token i, look at what followed its first copy
+    for i in range(period):  # at the second copy of token i, look at what followed its first copy
         query = start + period + i
         copying[..., query, :] = 0.0
         copying[..., query, start + i + 1] = 1.0

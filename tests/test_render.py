@@ -56,3 +56,17 @@ def test_progress_bar_outside_a_build_is_tqdm(monkeypatch, capsys):
     monkeypatch.delenv(render.BOOK_BUILD_ENV, raising=False)
     assert list(render.progress(range(3), desc="steps")) == [0, 1, 2]
     assert "steps" in capsys.readouterr().err  # tqdm's own bar (a widget in Jupyter)
+
+
+def test_a_loop_that_stops_early_prints_its_bar_when_closed(monkeypatch, capsys):
+    monkeypatch.setenv(render.BOOK_BUILD_ENV, "1")
+    bar = render.progress(range(10), desc="budget")
+    for step in bar:
+        bar.set_postfix(loss=1.0)
+        if step == 3:
+            break
+    assert capsys.readouterr().out == ""  # nothing while it runs
+    bar.close()
+    bar.close()  # twice is harmless
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1 and "/10" in printed and "loss=1" in printed
