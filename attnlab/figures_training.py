@@ -66,6 +66,11 @@ def line_chart(curves: Mapping[str, Sequence[float]], y_title: str, title: str, 
                       meta={"alt": alt})
     fig.update_xaxes(title_text="training step", automargin=True)
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear", automargin=True)
+    if log_y:  # fit the decades the data spans (an annotation would otherwise stretch the axis), label decades only
+        shown = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data] + [np.array([line or np.nan])])
+        shown = shown[np.isfinite(shown) & (shown > 0)]
+        if shown.size:
+            fig.update_yaxes(range=[np.log10(shown.min()) - 0.1, np.log10(shown.max()) + 0.25], dtick=1)
     return fig
 
 

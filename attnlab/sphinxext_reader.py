@@ -83,6 +83,20 @@ LABEL_STYLE = "attnlab-author-year"  # a pybtex label style
 BIBLIOGRAPHY_STYLE = "attnlab"  # a pybtex formatting style: alpha's, with the labels above
 
 
+#: Every entry of the book's .bib files, by key (read when the build starts).
+_ALL_ENTRIES: dict = {}
+_LABELS: dict[str, str] = {}  # their labels before any a/b, by key
+
+
+def _read_all_entries(app: Sphinx) -> None:
+    from pybtex.database import parse_file
+
+    _ALL_ENTRIES.clear()
+    _LABELS.clear()
+    for name in getattr(app.config, "bibtex_bibfiles", None) or []:
+        _ALL_ENTRIES.update(parse_file(str(Path(app.srcdir) / name)).entries)
+
+
 def _register_bibliography_style() -> None:
     """Register the pybtex styles that label the bibliography "Vaswani et al., 2017".
 
@@ -102,17 +116,26 @@ def _register_bibliography_style() -> None:
         person = PersonStyle()
         template = join(sep=", ")[person.author_or_editor_or_title(full=False), year]
 
+        def label_of(self, entry) -> str:
+            data = {"style": SimpleNamespace(person=self.person), "entry": entry}
+            return self.template.format_data(data).render_as("text")
+
         def format_labels(self, sorted_entries):
+            # Same authors, same year: 2020a, 2020b — decided over the whole bibliography, so that
+            # one paper has one label on every page (Sphinx warns about a label shared by two keys).
             entries = list(sorted_entries)
-            data = {"style": SimpleNamespace(person=self.person)}
-            labels = [self.template.format_data({**data, "entry": entry}).render_as("text") for entry in entries]
-            seen: dict[str, int] = {}
-            for label in labels:
-                if labels.count(label) == 1:
+            everyone = _ALL_ENTRIES or {entry.key: entry for entry in entries}
+            if _LABELS.keys() != everyone.keys():
+                _LABELS.clear()
+                _LABELS.update({key: self.label_of(other) for key, other in everyone.items()})
+            for entry in entries:
+                key = entry.key if entry.key in _LABELS else entry.key.split("-", 1)[-1]  # without a keyprefix
+                label = _LABELS.get(key) or self.label_of(entry)
+                twins = sorted(other for other, other_label in _LABELS.items() if other_label == label)
+                if len(twins) <= 1 or key not in twins:
                     yield label
-                else:  # same authors, same year: 2017a, 2017b, in the list's order
-                    seen[label] = seen.get(label, 0) + 1
-                    yield f"{label}{'abcdefghijklmnopqrstuvwxyz'[seen[label] - 1]}"
+                else:
+                    yield f"{label}{'abcdefghijklmnopqrstuvwxyz'[twins.index(key)]}"
 
     class AuthorYearStyle(AlphaStyle):
         """pybtex's alpha style (entries sorted by author, year, title), author–year labels."""
@@ -192,6 +215,7 @@ def _on_config(app: Sphinx, config) -> None:
 def setup(app: Sphinx) -> dict:
     """Register the extension with Sphinx."""
     _register_bibliography_style()
+    app.connect("builder-inited", _read_all_entries)
     app.connect("config-inited", _on_config)
     app.connect("env-get-updated", _number_exercises_per_chapter, priority=900)  # after Sphinx's numbering
     app.connect("html-page-context", _on_page, priority=900)  # after the theme's and myst-nb's handlers

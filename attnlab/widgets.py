@@ -42,7 +42,7 @@ def show_figure(fig: go.Figure) -> None:
         fig.show()
 
 
-def static_notice(lab: str | None) -> str:
+def static_notice(lab: str | None, what: str = "figure") -> str:
     """HTML telling a reader of the static site that these controls need a kernel."""
     prefix = os.environ.get(COLAB_PREFIX_ENV)
     where = "open this lab in Colab or Jupyter"
@@ -52,7 +52,7 @@ def static_notice(lab: str | None) -> str:
     return (
         '<div class="attnlab-static-notice" role="note"><strong>A live explorer, shown here as a '
         f"snapshot:</strong> its controls need a running Python kernel. To change them, {where}. "
-        "The figure below was drawn with the values listed here.</div>"
+        f"The {html.escape(what)} below was drawn with the values listed here.</div>"
     )
 
 
@@ -135,3 +135,30 @@ def explorer(
     display(box)
     redraw()
     return box
+
+
+def live_output(
+    show: Callable[..., None],
+    controls: Mapping[str, widgets.ValueWidget],
+    lab: str | None = None,
+    rows: list[list[str]] | None = None,
+) -> widgets.Widget:
+    """Like :func:`explorer`, for any output: ``show(**values)`` displays what it likes (text, a table).
+
+    ``rows`` groups the controls' names into lines, e.g. ``[["prompt"], ["temperature", "top_k"]]``.
+    On the static site: the kernel notice, the values as text and what ``show`` displayed for them.
+    """
+    rows = rows or [list(controls)]
+    grouped = [[controls[name] for name in row] for row in rows]
+    if render.building_book():
+        for row in grouped:
+            for control in row:
+                control.disabled = True
+        display(HTML(f'<div class="attnlab-frozen">{static_notice(lab, "output")}{frozen_html(grouped)}</div>'))
+        show(**_values(controls))
+        return widgets.VBox([widgets.HBox(row) for row in grouped])  # not displayed: the page shows the snapshot
+    output = widgets.interactive_output(show, dict(controls))
+    box = widgets.VBox([widgets.HBox(row) for row in grouped] + [output])
+    display(box)
+    return box
+

@@ -57,3 +57,22 @@ def test_frozen_controls_read_as_text_and_are_escaped():
 def test_notice_escapes_the_link(monkeypatch):
     monkeypatch.setenv(COLAB_PREFIX_ENV, 'https://x/"><script>')
     assert "<script>" not in static_notice("lab.ipynb")
+
+
+def test_live_output_shows_a_frozen_snapshot_on_the_static_site(monkeypatch, capsys):
+    import ipywidgets
+
+    from attnlab import render, widgets as course_widgets
+
+    shown = []
+    controls = {"word": ipywidgets.Text(value="<b>hi</b>", description="Word"),
+                "count": ipywidgets.IntSlider(value=2, min=1, max=5, description="Count")}
+    monkeypatch.setenv(render.BOOK_BUILD_ENV, "1")
+    displayed = []
+    monkeypatch.setattr(course_widgets, "display", lambda item: displayed.append(item))
+    box = course_widgets.live_output(lambda word, count: shown.append((word, count)), controls, lab="x-lab.ipynb",
+                                     rows=[["word"], ["count"]])
+    assert shown == [("<b>hi</b>", 2)]  # drawn once, for the values listed
+    notice = displayed[0].data
+    assert "attnlab-static-notice" in notice and "&lt;b&gt;hi&lt;/b&gt;" in notice and "<b>hi</b>" not in notice
+    assert all(control.disabled for control in controls.values()) and len(box.children) == 2
