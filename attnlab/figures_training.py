@@ -117,9 +117,10 @@ def attention_film(maps: Sequence[np.ndarray], steps: Sequence[int], masses: Seq
     fig.update_yaxes(title_text="loss", type="log", nticks=4, row=2, col=1)
 
     def reading(i: int) -> dict:
-        text = f"step {steps[i]}: loss {at[i]:.2f}, {100 * masses[i]:.0f} % {pattern}"
-        return {"text": text, "showarrow": False, "x": 0, "xref": "paper", "xanchor": "left", "y": 1,
-                "yref": "paper", "yanchor": "bottom", "yshift": 46, "font": {"size": 13}}
+        # Two short lines: one long line runs off a phone's screen.
+        text = f"step {steps[i]} · loss {at[i]:.3g}<br>{100 * masses[i]:.0f} % {pattern}"
+        return {"text": text, "showarrow": False, "x": 0, "xref": "paper", "xanchor": "left", "align": "left",
+                "y": 1, "yref": "paper", "yanchor": "bottom", "yshift": 40, "font": {"size": 13}}
 
     frames, slider = [], []
     for i, step in enumerate(steps):
