@@ -94,10 +94,10 @@ def _every(labels: list[str], step: int) -> tuple[list[int], list[str]]:
     return positions, [labels[i] for i in positions]
 
 
-def _token_axes(fig: go.Figure, queries: list[str], keys: list[str]) -> None:
+def _token_axes(fig: go.Figure, queries: list[str], keys: list[str], max_keys: int = MAX_KEY_LABELS) -> None:
     # Keys along the bottom: plotly tilts their labels on a phone, and the bottom margin grows
     # to fit them (automargin), where above the plot they would run into the title.
-    key_step = -(-len(keys) // MAX_KEY_LABELS)  # ceil: at most MAX_KEY_LABELS labels
+    key_step = -(-len(keys) // max_keys)  # ceil: at most max_keys labels
     query_step = int(np.ceil(14 / token_row_height(len(queries))))  # labelled rows ≥ 14 px apart
     key_ticks, key_text = _every(keys, key_step)
     query_ticks, query_text = _every(queries, query_step)
@@ -114,11 +114,13 @@ def attention_heatmap(
     title: str = "Attention weights",
     alt: str | None = None,
     mask: np.ndarray | None = None,
+    max_key_labels: int = MAX_KEY_LABELS,
 ) -> go.Figure:
     """Heatmap of one attention matrix: queries on rows, keys on columns, exact weight on hover.
 
     ``mask`` (True = may attend) greys out the cells a query may not see, so that "masked"
-    never looks like "weight 0".
+    never looks like "weight 0". ``max_key_labels``: label at most this many keys (every k-th
+    one; hover still names every cell), fewer for many short tokens on a phone.
     """
     queries = escape_labels(_check_tokens(query_tokens, "query_tokens"))
     keys = escape_labels(_check_tokens(query_tokens if key_tokens is None else key_tokens, "key_tokens"))
@@ -134,7 +136,7 @@ def attention_heatmap(
         trace.z = np.where(mask, weights, np.nan)
         trace.hovertemplate = trace.hovertemplate.replace("weight %{z:.3f}", "weight %{z:.3f} (grey: masked)")
     fig = go.Figure(trace)
-    _token_axes(fig, queries, keys)
+    _token_axes(fig, queries, keys, max_key_labels)
     if mask is not None:
         fig.update_layout(plot_bgcolor=MASKED_COLOUR)
     top = title_space(title_lines(title))

@@ -139,7 +139,7 @@ def sample_explorer(samples: Mapping[str, str], notes: Mapping[str, str] | None 
             raise InputError(f"sample {name!r} must be a string, not {type(samples[name]).__name__}.")
 
     def body(name: str) -> str:
-        note = f"<i>{html.escape(notes[name])}</i><br><br>" if name in notes else ""
+        note = f"<i>{wrap(notes[name], width)}</i><br><br>" if name in notes else ""  # wrap escapes
         return note + wrap(samples[name], width)
 
     lines = max(body(name).count("<br>") + 1 for name in names)
