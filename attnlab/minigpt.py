@@ -232,6 +232,23 @@ def train_minigpt(recipe: Recipe = Recipe(), splits: Splits | None = None, devic
 # ------------------------------------------------------------ saving as a GPT-2 folder
 
 
+def _gpt2_names(n_layer: int) -> list[tuple[str, str, bool]]:
+    """(our name, GPT-2's name, stored transposed?) of every tensor but the packed q/k/v projection.
+
+    GPT-2 keeps its linear layers as ``Conv1D``, whose weight is the transpose of ``nn.Linear``'s.
+    """
+    names = [("token_embedding.weight", "wte.weight", False), ("position_embedding.weight", "wpe.weight", False),
+             ("final_norm.weight", "ln_f.weight", False), ("final_norm.bias", "ln_f.bias", False)]
+    layers = {"attention.out_proj": "attn.c_proj", "feed_forward.expand": "mlp.c_fc",
+              "feed_forward.contract": "mlp.c_proj", "norm1": "ln_1", "norm2": "ln_2"}
+    for i in range(n_layer):
+        for mine, theirs in layers.items():
+            linear = not mine.startswith("norm")
+            names += [(f"blocks.{i}.{mine}.weight", f"h.{i}.{theirs}.weight", linear),
+                      (f"blocks.{i}.{mine}.bias", f"h.{i}.{theirs}.bias", False)]
+    return names
+
+
 def to_transformers(model: GPT):
     """The same network as a transformers ``GPT2LMHeadModel`` (weights copied; GPT-2 stores them transposed)."""
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -244,22 +261,12 @@ def to_transformers(model: GPT):
                                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
                                     bos_token_id=None, eos_token_id=None, tie_word_embeddings=True))
     ours = model.state_dict()
-    theirs = {"transformer.wte.weight": ours["token_embedding.weight"],
-              "transformer.wpe.weight": ours["position_embedding.weight"],
-              "transformer.ln_f.weight": ours["final_norm.weight"], "transformer.ln_f.bias": ours["final_norm.bias"]}
+    theirs = {"transformer." + name: ours[mine].T if transposed else ours[mine]
+              for mine, name, transposed in _gpt2_names(c.n_layer)}
     for i in range(c.n_layer):
-        p, h = f"blocks.{i}.", f"transformer.h.{i}."
-        qkv = [ours[p + f"attention.{n}_proj.weight"] for n in "qkv"]
-        theirs[h + "attn.c_attn.weight"] = torch.cat(qkv).T
-        theirs[h + "attn.c_attn.bias"] = torch.cat([ours[p + f"attention.{n}_proj.bias"] for n in "qkv"])
-        pairs = {"attn.c_proj": "attention.out_proj", "mlp.c_fc": "feed_forward.expand",
-                 "mlp.c_proj": "feed_forward.contract"}
-        for theirs_name, ours_name in pairs.items():
-            theirs[h + theirs_name + ".weight"] = ours[p + ours_name + ".weight"].T
-            theirs[h + theirs_name + ".bias"] = ours[p + ours_name + ".bias"]
-        for n in (1, 2):
-            theirs[h + f"ln_{n}.weight"] = ours[p + f"norm{n}.weight"]
-            theirs[h + f"ln_{n}.bias"] = ours[p + f"norm{n}.bias"]
+        p, h = f"blocks.{i}.attention.", f"transformer.h.{i}.attn.c_attn."
+        theirs[h + "weight"] = torch.cat([ours[p + f"{n}_proj.weight"] for n in "qkv"]).T  # (C, 3C)
+        theirs[h + "bias"] = torch.cat([ours[p + f"{n}_proj.bias"] for n in "qkv"])
     theirs["lm_head.weight"] = theirs["transformer.wte.weight"]
     hf.load_state_dict({k: v.detach().float().cpu().contiguous() for k, v in theirs.items()})
     return hf.eval()
@@ -274,23 +281,14 @@ def from_transformers(hf_model) -> GPT:
     gpt = GPT(GPTConfig(vocab_size=hc.vocab_size, block_size=hc.n_positions, n_layer=hc.n_layer, n_head=hc.n_head,
                         n_embd=hc.n_embd, dropout=0.0))
     theirs = core.state_dict()
-    ours = {"token_embedding.weight": theirs["wte.weight"], "position_embedding.weight": theirs["wpe.weight"],
-            "final_norm.weight": theirs["ln_f.weight"], "final_norm.bias": theirs["ln_f.bias"]}
+    ours = {mine: theirs[name].T if transposed else theirs[name] for mine, name, transposed in _gpt2_names(hc.n_layer)}
     d = hc.n_embd
     for i in range(hc.n_layer):
-        p, h = f"blocks.{i}.", f"h.{i}."
-        weight, bias = theirs[h + "attn.c_attn.weight"].T, theirs[h + "attn.c_attn.bias"]  # (3d, d), (3d,)
+        p, h = f"blocks.{i}.attention.", f"h.{i}.attn.c_attn."
+        weight, bias = theirs[h + "weight"].T, theirs[h + "bias"]  # (3C, C), (3C,): q, k, v stacked
         for j, n in enumerate("qkv"):
-            ours[p + f"attention.{n}_proj.weight"] = weight[j * d:(j + 1) * d]
-            ours[p + f"attention.{n}_proj.bias"] = bias[j * d:(j + 1) * d]
-        pairs = {"attn.c_proj": "attention.out_proj", "mlp.c_fc": "feed_forward.expand",
-                 "mlp.c_proj": "feed_forward.contract"}
-        for theirs_name, ours_name in pairs.items():
-            ours[p + ours_name + ".weight"] = theirs[h + theirs_name + ".weight"].T
-            ours[p + ours_name + ".bias"] = theirs[h + theirs_name + ".bias"]
-        for n in (1, 2):
-            ours[p + f"norm{n}.weight"] = theirs[h + f"ln_{n}.weight"]
-            ours[p + f"norm{n}.bias"] = theirs[h + f"ln_{n}.bias"]
+            ours[p + f"{n}_proj.weight"] = weight[j * d:(j + 1) * d]
+            ours[p + f"{n}_proj.bias"] = bias[j * d:(j + 1) * d]
     ours["lm_head.weight"] = ours["token_embedding.weight"]
     gpt.load_state_dict({k: v.detach().float().cpu().contiguous() for k, v in ours.items()})
     return gpt.to(next(core.parameters()).device).eval()

@@ -173,7 +173,7 @@ def train(model: nn.Module, loss_on: Callable, next_batch: Callable, settings: T
             row = {"step": step, "seconds": round(clock, 3), "tokens": history.tokens, **evaluate(model)}
         model.train()
         history.evals.append(row)
-        if bar is not None and hasattr(bar, "set_postfix"):
+        if bar is not None:
             shown = {k: f"{v:.3f}" for k, v in row.items() if k not in ("step", "seconds", "tokens") and isinstance(v, float)}
             bar.set_postfix(shown, refresh=False)
 
@@ -213,7 +213,7 @@ def train(model: nn.Module, loss_on: Callable, next_batch: Callable, settings: T
         history.tokens += batch[0].numel() if isinstance(batch, (tuple, list)) else 0
         history.steps.append({"step": step + 1, "seconds": round(clock, 4), "tokens": history.tokens, "lr": lr,
                               "loss": loss_value, "grad_norm": float(grad_norm)})
-        if hasattr(bar, "set_postfix") and step % 10 == 0:
+        if step % 10 == 0:
             bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
         while pending_times and clock >= pending_times[0]:
             pending_times.pop(0)
@@ -224,8 +224,7 @@ def train(model: nn.Module, loss_on: Callable, next_batch: Callable, settings: T
             break
     history.seconds = clock
     history.stopped_by = "time" if settings.max_seconds and clock >= settings.max_seconds else "steps"
-    if hasattr(bar, "close"):
-        bar.close()
+    bar.close()
     if not history.evals or history.evals[-1]["step"] != len(history.steps):
         run_eval(len(history.steps))
     model.eval()
