@@ -82,7 +82,7 @@ class MultiHeadAttention(nn.Module):
         """
         self._check_input(query, "query")
         source = query if key_value is None else self._check_input(key_value, "key_value")
-        if source.size(0) != query.size(0) or source.device != query.device:
+        if source is not query and (source.size(0) != query.size(0) or source.device != query.device):
             raise InputError(f"key_value must be a batch of the same size, on the same device, as query: got "
                              f"{tuple(source.shape)} on {source.device} and {tuple(query.shape)} on {query.device}.")
         if key_value is None and self.fused and not need_weights:  # the trainer's path: one multiply, see project_qkv
@@ -314,8 +314,12 @@ class EncoderDecoder(nn.Module):
 
 
 def check_token_ids(ids, vocab_size: int, max_len: int, device, what: str = "token ids",
-                    limit: str = "max_len") -> None:
-    """A friendly InputError unless ``ids`` is a (B, T) integer tensor of valid ids the model can read."""
+                    limit: str = "max_len", check_values: bool = True) -> None:
+    """A friendly InputError unless ``ids`` is a (B, T) integer tensor of valid ids the model can read.
+
+    ``check_values=False`` checks everything but the ids' range, which costs a read back from a
+    GPU: a caller with several id tensors checks their ranges together with :func:`check_token_values`.
+    """
     validate.tensor(ids, what, min_dims=0, floating=False)
     if ids.dim() != 2:
         raise InputError(f"{what} must be (batch, tokens), got shape {tuple(ids.shape)}: "
@@ -327,8 +331,20 @@ def check_token_ids(ids, vocab_size: int, max_len: int, device, what: str = "tok
                          f"cut it, for example ids[:, -{max_len}:].")
     if ids.device != torch.device(device):
         raise InputError(f"{what} are on {ids.device} but the model is on {device}: use ids.to({str(device)!r}).")
-    if ids.numel():
-        low, high = torch.stack(ids.aminmax()).tolist()  # one read back from a GPU per call, not two
+    if check_values:
+        check_token_values({what: ids}, vocab_size)
+
+
+def check_token_values(named_ids: dict[str, torch.Tensor], vocab_size: int) -> None:
+    """A friendly InputError unless every tensor of ids holds values in 0..vocab_size-1; one GPU read back in all."""
+    tensors = [t.flatten() for t in named_ids.values() if t.numel()]
+    if not tensors:
+        return
+    low, high = torch.stack(torch.cat(tensors).aminmax()).tolist()  # one read back, not one per tensor
+    if low >= 0 and high < vocab_size:
+        return
+    for what, ids in named_ids.items():  # only now, on the way to an error, find which one it was
+        low, high = torch.stack(ids.aminmax()).tolist() if ids.numel() else (0, 0)
         if low < 0 or high >= vocab_size:
             raise InputError(f"{what} must be between 0 and {vocab_size - 1} (the vocabulary has {vocab_size} "
                              f"entries), got values from {low} to {high}.")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnlab import validate
-from attnlab.blocks import TransformerBlock, check_token_ids
+from attnlab.blocks import TransformerBlock, check_token_ids, check_token_values
 from attnlab.errors import InputError
 
 
@@ -76,13 +76,17 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 return_attention: bool = False) -> GPTOutput:
         """idx: (B, T) token ids → logits (B, T, vocab), loss if targets are given."""
-        check_token_ids(idx, self.config.vocab_size, self.config.block_size, self.token_embedding.weight.device, "idx", "block_size")
-        length = idx.size(1)
+        vocab, block = self.config.vocab_size, self.config.block_size
+        check_token_ids(idx, vocab, block, self.token_embedding.weight.device, "idx", "block_size", check_values=False)
+        named_ids = {"idx": idx}
         if targets is not None:
-            check_token_ids(targets, self.config.vocab_size, self.config.block_size, idx.device, "targets", "block_size")
+            check_token_ids(targets, vocab, block, idx.device, "targets", "block_size", check_values=False)
             if targets.shape != idx.shape:
                 raise InputError(f"targets must have the shape of idx, {tuple(idx.shape)}, got {tuple(targets.shape)}: "
                                  "one next token per position.")
+            named_ids["targets"] = targets
+        check_token_values(named_ids, vocab)  # both at once: a GPU waits for one read back per step, not two
+        length = idx.size(1)
         positions = torch.arange(length, device=idx.device)  # (T,)
         x = self.dropout(self.token_embedding(idx) + self.position_embedding(positions))  # (B, T, C)
         maps = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
@@ -23,6 +24,9 @@ from torch import nn
 from attnlab import validate
 from attnlab.errors import InputError
 from attnlab.render import progress as progress_bar
+
+
+OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class TrainSettings:
     eval_every: int | None = None  # evaluate every this many steps (and at the end)
     eval_at_seconds: tuple[float, ...] = ()  # and when the training clock passes these times
     mixed_precision: bool = True  # on a GPU only: bf16 where supported, else fp16 with a gradient scaler
+    optimizer: str = "adamw"  # or "muon": Muon for the matrices inside the model, AdamW for the rest
     seed: int = 0
 
     def __post_init__(self):
@@ -54,6 +59,8 @@ class TrainSettings:
             validate.whole_number(self.eval_every, "eval_every", minimum=1)
         if not 0 <= self.min_lr <= self.lr:
             raise InputError(f"min_lr must be between 0 and lr={self.lr}, got {self.min_lr!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"optimizer {self.optimizer!r} is not one the trainer knows: use one of {list(OPTIMIZERS)}.")
 
     def changed(self, **changes) -> TrainSettings:
         """A copy with some settings changed, e.g. ``settings.changed(lr=1e-3)``."""
@@ -79,15 +86,84 @@ def transformer_2017_lr(step: int, d_model: int, warmup_steps: int = 4000) -> fl
     return d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
 
 
-def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """The optimizer ``settings.optimizer`` names: AdamW, or Muon for the hidden matrices with AdamW for the rest."""
+    if settings.optimizer == "muon":
+        if hasattr(torch.optim, "Muon"):
+            return MuonWithAdamW(model, settings)
+        warnings.warn(f"PyTorch {torch.__version__} has no torch.optim.Muon (it came in PyTorch 2.9): "
+                      "training with AdamW instead.", stacklevel=2)
+    return _adamw(model.parameters(), settings)
+
+
+def _adamw(parameters, settings: TrainSettings) -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices only; fused into one kernel where this PyTorch can."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    parameters = [p for p in parameters if p.requires_grad]
+    groups = [{"params": [p for p in parameters if p.dim() >= 2], "weight_decay": settings.weight_decay},
+              {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0}]
     try:
         return torch.optim.AdamW(groups, lr=settings.lr, betas=settings.betas, fused=True)
     except (RuntimeError, TypeError, ValueError):  # an older PyTorch, or a device without the fused kernel
         return torch.optim.AdamW(groups, lr=settings.lr, betas=settings.betas, foreach=True)
+
+
+def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
+    """The weight matrices of the model's ``nn.Linear`` layers, except one tied to an embedding table.
+
+    These are the matrices that map one hidden vector to another, the ones Muon is made for; an
+    embedding is a lookup table (row i is token i's vector), not a map, so AdamW keeps it and,
+    through the tie, the output layer that shares it.
+    """
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    found, seen = [], set()
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(module, nn.Linear) and weight.requires_grad and id(weight) not in tables | seen:
+            found.append(weight)
+            seen.add(id(weight))
+    return found
+
+
+class MuonWithAdamW:
+    """Muon for the hidden matrices, AdamW for everything else, stepped together as one optimizer.
+
+    Muon (Jordan et al. 2024) keeps AdamW's momentum but replaces each matrix's update by the
+    nearest orthogonal matrix (a few Newton–Schulz iterations), so that every direction of the
+    matrix moves by the same amount. ``adjust_lr_fn="match_rms_adamw"`` scales its step to the size
+    of an AdamW step, so one learning rate and one schedule serve both halves.
+    """
+
+    def __init__(self, model: nn.Module, settings: TrainSettings):
+        matrices = hidden_matrices(model)
+        chosen = {id(p) for p in matrices}
+        muon = torch.optim.Muon(matrices, lr=settings.lr, weight_decay=settings.weight_decay,
+                                adjust_lr_fn="match_rms_adamw")
+        adamw = _adamw((p for p in model.parameters() if id(p) not in chosen), settings)
+        self.optimizers = (muon, adamw)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """Every group of both: the schedule sets their learning rates, a GradScaler unscales them."""
+        return [group for optimizer in self.optimizers for group in optimizer.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients of every parameter."""
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        """One step of both."""
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def state_dict(self) -> dict:
+        """Both optimizers' states."""
+        return {"muon": self.optimizers[0].state_dict(), "adamw": self.optimizers[1].state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.optimizers[0].load_state_dict(state["muon"])
+        self.optimizers[1].load_state_dict(state["adamw"])
 
 
 def precision_for(device: torch.device, wanted: bool) -> tuple[torch.dtype | None, bool]:
@@ -112,6 +188,7 @@ class History:
     seconds: float = 0.0  # training time, evaluation not counted
     tokens: int = 0
     precision: str = "float32"
+    optimizer: str = ""  # what trained: "AdamW", or "Muon + AdamW"
     stopped_by: str = ""  # "steps" or "time"
 
     @property
@@ -161,7 +238,8 @@ def train(model: nn.Module, loss_on: Callable, next_batch: Callable, settings: T
     dtype, needs_scaler = precision_for(device, settings.mixed_precision)
     scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
     optimizer = make_optimizer(model, settings)
-    history = History(precision=str(dtype).replace("torch.", "") if dtype else "float32")
+    history = History(precision=str(dtype).replace("torch.", "") if dtype else "float32",
+                      optimizer="Muon + AdamW" if isinstance(optimizer, MuonWithAdamW) else "AdamW")
     pending_times = sorted(settings.eval_at_seconds)
     clock = 0.0
 
@@ -192,9 +270,6 @@ def train(model: nn.Module, loss_on: Callable, next_batch: Callable, settings: T
         autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
         with autocast:
             loss = loss_on(model, batch)
-        if not torch.isfinite(loss):
-            raise InputError(f"the loss became {loss.item()} at step {step}: the run diverged. "
-                             "Try a smaller learning rate (lr) or keep clip_norm on.")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -209,6 +284,9 @@ def train(model: nn.Module, loss_on: Callable, next_batch: Callable, settings: T
         else:
             optimizer.step()
         loss_value = loss.item()  # waits for the GPU: the clock below is honest
+        if not math.isfinite(loss_value):  # checked here, not before backward(), so a GPU need not wait mid-step
+            raise InputError(f"the loss became {loss_value} at step {step}: the run diverged. "
+                             "Try a smaller learning rate (lr) or keep clip_norm on.")
         clock += time.perf_counter() - started
         history.tokens += batch[0].numel() if isinstance(batch, (tuple, list)) else 0
         history.steps.append({"step": step + 1, "seconds": round(clock, 4), "tokens": history.tokens, "lr": lr,

@@ -2,20 +2,22 @@
 
 Usage: .venv/bin/python benchmarks/minigpt_training.py [--only throughput|budget] [--budget-s 300]
        [--device cpu] [--threads 2] [--n-layer 3 --n-head 4 --n-embd 128 --block-size 128]
-       [--batch-size 16 --lr 3e-3 --min-lr 1e-4 --warmup 100] [--compile] [--json results.json]
+       [--batch-size 16 --lr 3e-3 --min-lr 1e-4 --warmup 100] [--optimizer adamw|muon] [--compile]
+       [--json results.json] [--race optimizer_race.json]
 
 (a) throughput: the course GPT (:class:`attnlab.gpt.GPT`) and a straightforward reference GPT
     of the same config, written below from ``torch.nn`` modules the way nanoGPT's ``model.py``
     is (one packed q/k/v Linear, ``F.scaled_dot_product_attention(is_causal=True)``, tied
     embeddings), both trained by :func:`attnlab.train.train` itself (AdamW from
-    ``make_optimizer``, clipping by norm) on the same batches, in interleaved rounds; the
+    ``make_optimizer`` unless ``--optimizer muon``, clipping by norm) on the same batches, in interleaved rounds; the
     median tokens/s of each and their ratio (course / reference, above 1: the course GPT is
     faster). On CUDA also with the trainer's autocast dtype (``precision_for``).
 (b) budget: the course's default recipe (``attnlab.minigpt.Recipe``, with the overrides given)
     trained for ``--budget-s`` seconds through :func:`attnlab.minigpt.train_minigpt`; the
     cosine schedule decays by the fraction of the budget used. Prints tokens/s, the validation
     loss at 1, 2 and 5 minutes (the first evaluation at or after each) and at the end, and peak
-    memory.
+    memory. With ``--race FILE`` the budget run is made once per optimizer (AdamW, then Muon) and
+    the two are written to FILE, the record that chapter 9 shows.
 
 Every option has a flag so a sweep is a loop of command lines, each with ``--json``.
 """
@@ -41,7 +43,7 @@ from torch import nn
 import attnlab.minigpt as minigpt
 from attnlab.gpt import GPT, GPTConfig, GPTOutput
 from attnlab.minigpt import Recipe, random_windows, shakespeare_splits, train_minigpt
-from attnlab.train import precision_for, train
+from attnlab.train import OPTIMIZERS, precision_for, train
 
 EVAL_AT_SECONDS = (60.0, 120.0, 300.0)
 
@@ -124,12 +126,13 @@ def _maybe_compile(model: nn.Module, compile_: bool) -> nn.Module:
 
 
 def throughput(recipe: Recipe, device: str, rounds: int = 5, steps: int = 10, warmup_steps: int = 2,
-               compile_: bool = False, splits=None, verbose: bool = True) -> dict:
+               compile_: bool = False, splits=None, verbose: bool = True, optimizer: str = "adamw") -> dict:
     """Tokens/s of the course GPT and the reference GPT, trained by ``train`` in interleaved rounds.
 
     Each round trains each model (alternating which goes first) for ``warmup_steps + steps``
     steps on the same batches; only the last ``steps`` are timed (the trainer's own clock).
-    Returns, per precision, the tokens/s of every round and their medians and ratio.
+    Returns, per precision, the tokens/s of every round and their medians and ratio. Both train
+    with the same ``optimizer`` (AdamW by default: the models' speed, not the optimizer's).
     """
     device = torch.device(device)
     splits = splits or shakespeare_splits()
@@ -144,10 +147,11 @@ def throughput(recipe: Recipe, device: str, rounds: int = 5, steps: int = 10, wa
                for _ in range(n)]
     precisions = [False] + ([True] if precision_for(device, True)[0] is not None else [])
     result = {"parameters": counts, "config": asdict(config), "batch_size": recipe.batch_size,
-              "rounds": rounds, "steps_per_round": steps, "compile": compile_, "precisions": {}}
+              "rounds": rounds, "steps_per_round": steps, "compile": compile_, "optimizer": optimizer,
+              "precisions": {}}
     for mixed in precisions:
         settings = recipe.settings.changed(steps=n, max_seconds=None, eval_every=None, eval_at_seconds=(),
-                                           mixed_precision=mixed)
+                                           mixed_precision=mixed, optimizer=optimizer)
         label = str(precision_for(device, mixed)[0] or "float32").replace("torch.", "")
         speeds: dict[str, list[float]] = {"course": [], "reference": []}
         for r in range(rounds + 1):  # round 0 warms up (and compiles): not counted
@@ -204,16 +208,27 @@ def budget_run(recipe: Recipe, device: str, budget_s: float = 300.0, eval_at_sec
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
         memory = {"peak_bytes": rss, "kind": "peak RSS of the whole process (getrusage)"}
     result = {"budget_s": budget_s, "steps": len(h.steps), "seconds": h.seconds, "wall_s": wall, "tokens": h.tokens,
-              "tokens_per_second": h.tokens_per_second, "precision": h.precision, "stopped_by": h.stopped_by,
+              "tokens_per_second": h.tokens_per_second, "precision": h.precision, "optimizer": h.optimizer,
+              "stopped_by": h.stopped_by,
               "val_loss_at": at, "final_val_loss": evals[-1]["val_loss"], "evals": evals, "memory": memory,
               "parameters": parameter_count(trained.model), "recipe": minigpt._recipe_dict(recipe),
               "compile": compile_}
     if verbose:
         shown = "  ".join(f"{k}: {'—' if v is None else f'{v:.4f}'}" for k, v in at.items())
-        print(f"  {len(h.steps)} steps in {h.seconds:.1f} s ({h.precision}): {h.tokens_per_second:,.0f} tokens/s")
+        print(f"  {len(h.steps)} steps in {h.seconds:.1f} s ({h.precision}, {h.optimizer}): "
+              f"{h.tokens_per_second:,.0f} tokens/s")
         print(f"  validation loss  {shown}  final ({evals[-1]['seconds']:.0f} s): {evals[-1]['val_loss']:.4f}")
         print(f"  peak memory {memory['peak_bytes'] / 2**20:,.0f} MiB ({memory['kind']})")
     return result
+
+
+def race_record(info: dict, runs: dict[str, dict]) -> dict:
+    """The budget runs of each optimizer, cut to what chapter 9 shows (``optimizer_race.json``)."""
+    keep = ("budget_s", "steps", "seconds", "tokens_per_second", "precision", "optimizer", "val_loss_at",
+            "final_val_loss", "evals")
+    return {"device": info["device_name"], "threads": info["threads"], "torch": info["torch"],
+            "command": "python benchmarks/minigpt_training.py --only budget --threads 2 --race optimizer_race.json",
+            "runs": {name: {k: run[k] for k in keep} for name, run in runs.items()}}
 
 
 # ------------------------------------------------------------------ command line
@@ -226,7 +241,8 @@ def recipe_from(args: argparse.Namespace) -> Recipe:
                      "block_size": args.block_size, "dropout": args.dropout}
     model = replace(base.model, **{k: v for k, v in model_changes.items() if v is not None})
     setting_changes = {"lr": args.lr, "min_lr": args.min_lr, "warmup_steps": args.warmup,
-                       "weight_decay": args.weight_decay, "seed": args.seed, "clip_norm": args.clip_norm}
+                       "weight_decay": args.weight_decay, "seed": args.seed, "clip_norm": args.clip_norm,
+                       "optimizer": args.optimizer}
     if args.beta2 is not None:
         setting_changes["betas"] = (base.settings.betas[0], args.beta2)
     settings = base.settings.changed(**{k: v for k, v in setting_changes.items() if v is not None})
@@ -246,6 +262,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the models (the compile time counts against the budget)")
     p.add_argument("--progress", action="store_true", help="show the trainer's progress bar in the budget run")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--race", type=Path, help="budget: run it once per optimizer and write what chapter 9 shows here "
+                                            "(the shipped one is attnlab/checkpoints/minigpt/optimizer_race.json)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="budget: override the recipe's optimizer; throughput: both models' (default adamw)")
     for flag, kind in (("--n-layer", int), ("--n-head", int), ("--n-embd", int), ("--block-size", int),
                        ("--dropout", float), ("--batch-size", int), ("--lr", float), ("--min-lr", float),
                        ("--warmup", int), ("--weight-decay", float), ("--beta2", float), ("--clip-norm", float),
@@ -272,8 +292,18 @@ def main(argv: list[str] | None = None) -> dict:
     if args.only in (None, "throughput"):
         print(f"\n(a) training throughput, course GPT vs reference GPT, median of {args.rounds} interleaved rounds "
               f"of {args.steps} steps (ratio = course / reference):")
-        results["throughput"] = throughput(recipe, device, args.rounds, args.steps, compile_=args.compile, splits=splits)
-    if args.only in (None, "budget"):
+        results["throughput"] = throughput(recipe, device, args.rounds, args.steps, compile_=args.compile, splits=splits,
+                                           optimizer=args.optimizer or "adamw")
+    if args.only in (None, "budget") and args.race:
+        runs = {}
+        for name in OPTIMIZERS:
+            print(f"\n(b) {args.budget_s:g} s of training through train_minigpt with optimizer={name!r}:")
+            runs[name] = budget_run(replace(recipe, settings=recipe.settings.changed(optimizer=name)), device,
+                                    args.budget_s, tuple(args.eval_at), args.compile, args.progress, splits=splits)
+        results["race"] = race_record(info, runs)
+        args.race.write_text(json.dumps(results["race"], indent=1))
+        print(f"\nwrote {args.race}")
+    elif args.only in (None, "budget"):
         print(f"\n(b) {args.budget_s:g} s of training through train_minigpt:")
         results["budget"] = budget_run(recipe, device, args.budget_s, tuple(args.eval_at), args.compile,
                                        args.progress, splits=splits)

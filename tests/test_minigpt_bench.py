@@ -37,10 +37,12 @@ def tiny(bench):
     return bench.recipe_from(args)
 
 
-def test_command_line_overrides_reach_the_recipe(tiny):
+def test_command_line_overrides_reach_the_recipe(bench, tiny):
     assert (tiny.model.n_layer, tiny.model.n_head, tiny.model.n_embd, tiny.model.block_size) == (1, 2, 32, 32)
     assert (tiny.batch_size, tiny.settings.lr, tiny.settings.warmup_steps) == (8, 2e-3, 5)
     assert tiny.settings.min_lr == Recipe().settings.min_lr  # what is not given stays the course's
+    assert tiny.settings.optimizer == Recipe().settings.optimizer == "muon"
+    assert bench.recipe_from(bench.parser().parse_args(["--optimizer", "adamw"])).settings.optimizer == "adamw"
 
 
 def test_reference_gpt_matches_the_course_gpt_in_size(bench):
@@ -51,6 +53,7 @@ def test_reference_gpt_matches_the_course_gpt_in_size(bench):
 def test_throughput_reports_both_models(bench, tiny, splits, capsys):
     result = bench.throughput(tiny, "cpu", rounds=2, steps=3, warmup_steps=1, splits=splits)
     assert result["parameters"]["course"] == result["parameters"]["reference"]
+    assert result["optimizer"] == "adamw"  # the models' speed is compared with the same, plain optimizer
     fp32 = result["precisions"]["float32"]
     for name in ("course", "reference"):
         assert len(fp32["tokens_per_second"][name]) == 2
@@ -78,3 +81,20 @@ def test_main_writes_json(bench, tmp_path, capsys):
     results = json.loads(path.read_text())
     assert results["info"]["torch"] == torch.__version__
     assert results["throughput"]["precisions"]["float32"]["median"]["course"] > 0
+
+
+def test_the_race_runs_each_optimizer_and_writes_what_chapter_9_reads(bench, splits, tmp_path, capsys, monkeypatch):
+    import attnlab.minigpt as minigpt
+
+    monkeypatch.setattr(bench, "shakespeare_splits", lambda: splits)  # read once for the module
+    out = tmp_path / "optimizer_race.json"
+    bench.main(["--only", "budget", "--device", "cpu", "--budget-s", "1", "--eval-at", "0.5", "--n-layer", "1",
+                "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "4", "--race", str(out)])
+    race = minigpt.optimizer_race(tmp_path)
+    assert set(race["runs"]) == {"adamw", "muon"}
+    assert race["runs"]["adamw"]["optimizer"] == "AdamW" and race["runs"]["muon"]["optimizer"] == "Muon + AdamW"
+    for run in race["runs"].values():
+        assert run["steps"] > 0 and run["final_val_loss"] > 0 and run["seconds"] >= 1
+    shipped = minigpt.optimizer_race()  # the record chapter 9 shows: the recipe's model, five minutes each
+    assert {run["budget_s"] for run in shipped["runs"].values()} == {300.0}
+    assert shipped["runs"]["muon"]["optimizer"] == "Muon + AdamW"

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from attnlab.errors import InputError
-from attnlab.train import (TrainSettings, make_optimizer, precision_for, train, transformer_2017_lr,
+from attnlab.train import (TrainSettings, hidden_matrices, make_optimizer, precision_for, train, transformer_2017_lr,
                            warmup_cosine)
 
 
@@ -97,3 +97,65 @@ def test_divergence_and_bad_settings_get_friendly_errors():
         train(model, "loss", next_batch, progress=False)
     with pytest.raises(InputError, match="torch.nn.Module"):
         train("model", lambda n, b: 0, next_batch, progress=False)
+
+
+def _tiny_gpt():
+    from attnlab.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8))
+
+
+def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
+    model = _tiny_gpt()
+    optimizer = make_optimizer(model, TrainSettings(optimizer="muon"))
+    muon, adamw = optimizer.optimizers
+    in_muon = [p for g in muon.param_groups for p in g["params"]]
+    in_adamw = [p for g in adamw.param_groups for p in g["params"]]
+    assert {id(p) for p in in_muon} == {id(p) for p in hidden_matrices(model)}
+    assert len(in_muon) == 2 * 6  # q, k, v, out, expand, contract in each of the two blocks
+    assert all(p.dim() == 2 for p in in_muon)
+    # The tied embedding / output matrix, positions, norms and biases stay with AdamW; none is stepped twice.
+    assert id(model.token_embedding.weight) in {id(p) for p in in_adamw}
+    assert {id(p) for p in in_muon}.isdisjoint({id(p) for p in in_adamw})
+    assert len(in_muon) + len(in_adamw) == len(list(model.parameters()))
+
+
+def test_training_with_muon_lowers_the_loss_and_says_which_optimizer_ran():
+    model = _tiny_gpt()
+    x = torch.randint(0, 11, (4, 8), generator=torch.Generator().manual_seed(1))
+    history = train(model, lambda net, batch: net(*batch).loss, lambda: (x, x),
+                    TrainSettings(steps=60, lr=1e-2, warmup_steps=5, optimizer="muon"), progress=False)
+    assert history.optimizer == "Muon + AdamW"
+    assert history.losses[-1] < 0.5 * history.losses[0]
+    plain = train(_tiny_gpt(), lambda net, batch: net(*batch).loss, lambda: (x, x), TrainSettings(steps=2), progress=False)
+    assert plain.optimizer == "AdamW"
+
+
+def test_muon_with_adamw_works_with_a_gradient_scaler():
+    # A T4 trains in fp16 with a GradScaler, which unscales and steps the optimizer it is given.
+    model = _tiny_gpt()
+    optimizer = make_optimizer(model, TrainSettings(optimizer="muon"))
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    x = torch.randint(0, 11, (2, 8))
+    before = model.blocks[0].feed_forward.expand.weight.detach().clone()
+    scaler.scale(model(x, x).loss).backward()
+    scaler.unscale_(optimizer)
+    grad = model.blocks[0].attention.q_proj.weight.grad
+    unscaled = grad.clone()
+    scaler.step(optimizer)
+    scaler.update()
+    assert torch.isfinite(unscaled).all() and unscaled.abs().max() < 10  # divided by the scale again
+    assert not torch.equal(before, model.blocks[0].feed_forward.expand.weight)
+
+
+def test_muon_falls_back_to_adamw_with_a_warning_on_an_old_pytorch(monkeypatch):
+    monkeypatch.delattr(torch.optim, "Muon")
+    with pytest.warns(UserWarning, match="no torch.optim.Muon"):
+        optimizer = make_optimizer(_tiny_gpt(), TrainSettings(optimizer="muon"))
+    assert isinstance(optimizer, torch.optim.AdamW)
+
+
+def test_an_unknown_optimizer_gets_a_friendly_error():
+    with pytest.raises(InputError, match="optimizer 'sgd'"):
+        TrainSettings(optimizer="sgd")
