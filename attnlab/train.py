@@ -86,7 +86,7 @@ def transformer_2017_lr(step: int, d_model: int, warmup_steps: int = 4000) -> fl
     return d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
 
 
-def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW | MuonWithAdamW:
     """The optimizer ``settings.optimizer`` names: AdamW, or Muon for the hidden matrices with AdamW for the rest."""
     if settings.optimizer == "muon":
         if hasattr(torch.optim, "Muon"):
@@ -107,18 +107,24 @@ def _adamw(parameters, settings: TrainSettings) -> torch.optim.AdamW:
         return torch.optim.AdamW(groups, lr=settings.lr, betas=settings.betas, foreach=True)
 
 
-def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
-    """The weight matrices of the model's ``nn.Linear`` layers, except one tied to an embedding table.
+OUTPUT_LAYERS = ("lm_head", "generator", "read_out", "classifier")  # the course's names for a model's last layer
 
-    These are the matrices that map one hidden vector to another, the ones Muon is made for; an
-    embedding is a lookup table (row i is token i's vector), not a map, so AdamW keeps it and,
-    through the tie, the output layer that shares it.
+
+def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
+    """The weight matrices of the model's ``nn.Linear`` layers, except its output layer and any tied to an embedding.
+
+    These are the matrices that map one hidden vector to another, the ones Muon is made for. An
+    embedding is a lookup table (row i is token i's vector), not a map, and the output layer turns
+    vectors into scores for a vocabulary: AdamW keeps both, as Muon's authors do. An output layer is
+    a Linear named in ``OUTPUT_LAYERS`` or one sharing its weight with an embedding table.
     """
     tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     found, seen = [], set()
-    for module in model.modules():
-        weight = getattr(module, "weight", None)
-        if isinstance(module, nn.Linear) and weight.requires_grad and id(weight) not in tables | seen:
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Linear) or name.rsplit(".", 1)[-1] in OUTPUT_LAYERS:
+            continue
+        weight = module.weight
+        if weight.requires_grad and id(weight) not in tables | seen:
             found.append(weight)
             seen.add(id(weight))
     return found
@@ -127,9 +133,9 @@ def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
 class MuonWithAdamW:
     """Muon for the hidden matrices, AdamW for everything else, stepped together as one optimizer.
 
-    Muon (Jordan et al. 2024) keeps AdamW's momentum but replaces each matrix's update by the
-    nearest orthogonal matrix (a few Newton–Schulz iterations), so that every direction of the
-    matrix moves by the same amount. ``adjust_lr_fn="match_rms_adamw"`` scales its step to the size
+    Muon (Jordan et al. 2024) keeps a momentum of its own (Nesterov, 0.95; no second moment as in
+    Adam) and replaces each matrix's update by the nearest orthogonal matrix (a few Newton–Schulz
+    iterations), so that every direction of the update moves the matrix by the same amount. ``adjust_lr_fn="match_rms_adamw"`` scales its step to the size
     of an AdamW step, so one learning rate and one schedule serve both halves.
     """
 

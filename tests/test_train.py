@@ -159,3 +159,13 @@ def test_muon_falls_back_to_adamw_with_a_warning_on_an_old_pytorch(monkeypatch):
 def test_an_unknown_optimizer_gets_a_friendly_error():
     with pytest.raises(InputError, match="optimizer 'sgd'"):
         TrainSettings(optimizer="sgd")
+
+
+def test_an_untied_output_layer_stays_with_adamw():
+    from attnlab import seq2seq
+
+    model = seq2seq.new_model(seed=0)  # an encoder-decoder whose output layer is its own nn.Linear
+    chosen = {id(p) for p in hidden_matrices(model)}
+    assert id(model.generator.weight) not in chosen
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert len(chosen) == len(linears) - 1  # every other Linear's matrix is Muon's
