@@ -34,6 +34,9 @@ NPM_ASSETS = [
     ("mathjax/es5", "mathjax", ()),
     ("@jupyter-widgets/html-manager/dist", "html-manager", ("*.map", "*.d.ts")),
 ]
+# onnxruntime-web's WebAssembly-only build: the loader, its module and the (SIMD, threaded) runtime.
+ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+BROWSER_MODELS = ("minilm",)  # written as ONNX under _static/models/ for attnlab-browser-model.js
 _TRACES = re.compile(r'data-attnlab-traces="([^"]*)"')
 
 
@@ -92,6 +95,7 @@ def _on_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctr
         app.add_js_file("attnlab-figures.js", priority=405, defer="defer")  # figures follow light / dark
     if "attnlab-explorer" in body:
         app.add_js_file("attnlab-explorer.js", priority=410, defer="defer")
+        app.add_js_file("attnlab-browser-model.js", priority=411, defer="defer")  # fetches nothing until used
     # Live explorers show a text snapshot on the site (attnlab.widgets.show_frozen); their widgets
     # still exist in the kernel, so the page has widget state but no widget to draw.
     shows_widgets = "widget-view+json" in body
@@ -127,6 +131,25 @@ def copy_vendor(node_modules: Path, target: Path) -> None:
                 f"{folder} is missing: run `npm ci` in the repository (`make book` does it)"
             )
         shutil.copytree(folder, target / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*leave_out))
+    ort = node_modules / "onnxruntime-web" / "dist"
+    (target / "ort").mkdir(exist_ok=True)
+    for name in ORT_FILES:
+        if not (ort / name).is_file():
+            raise ExtensionError(f"{ort / name} is missing: run `npm ci` in the repository (`make book` does it)")
+        shutil.copy2(ort / name, target / "ort" / name)
+
+
+def write_browser_models(cache: Path, target: Path) -> None:
+    """Export the in-browser models as ONNX once (kept in ``cache`` between builds) and copy them to ``target``."""
+    from attnlab import onnx_export
+    from attnlab.models import load
+
+    target.mkdir(parents=True, exist_ok=True)
+    for name in BROWSER_MODELS:
+        kept = cache / f"{name}.onnx"
+        if not kept.is_file() or kept.stat().st_mtime < Path(onnx_export.__file__).stat().st_mtime:
+            onnx_export.export(load(name, device="cpu"), kept)
+        shutil.copy2(kept, target / kept.name)
 
 
 # The theme's icon variables hold the glyph itself, or its escape: --pst-icon-lightbulb:"\f0eb".
@@ -168,6 +191,7 @@ def _on_finished(app: Sphinx, exception: Exception | None) -> None:
         for source in STATIC.iterdir():
             shutil.copy2(source, static / source.name)
         copy_vendor(Path(app.confdir) / app.config.attnlab_node_modules, static / "vendor")
+        write_browser_models(Path(app.outdir).parent / ".attnlab-models", static / "models")
         # The theme's template loads FontAwesome twice on every page: a 1.5 MB JS kit that swaps
         # icons for SVGs, and the same icons as CSS and webfonts. The kit is emptied rather than
         # downloaded; the CSS stays, with its fonts cut down to the icons in use.

@@ -74,6 +74,24 @@ def main(pages: list[str]) -> None:
             for size, gz, path in sorted(rows, reverse=True)[:5]:
                 print(f"  {size / 1e3:8.1f} kB raw {gz / 1e3:8.1f} kB gzip  {path}")
     server.shutdown()
+    print_browser_model_bytes()
+
+
+def print_browser_model_bytes() -> None:
+    """The files a reader fetches on first using an in-browser model (not part of any page's cold load)."""
+    from attnlab.sphinxext import BROWSER_MODELS, ORT_FILES
+
+    static = SITE / "_static"
+    paths = [static / "models" / f"{name}.onnx" for name in BROWSER_MODELS]
+    paths += [static / "vendor" / "ort" / name for name in ORT_FILES]
+    print("\nin-browser models, fetched on first use (then cached by the browser):")
+    raw = zipped = 0
+    for path in paths:
+        data = path.read_bytes() if path.is_file() else b""
+        size, gz = len(data), len(gzip.compress(data, compresslevel=6))
+        raw, zipped = raw + size, zipped + gz
+        print(f"  {size / 1e6:7.2f} MB raw {gz / 1e6:7.2f} MB gzip  {path.relative_to(SITE)}")
+    print(f"  {raw / 1e6:7.2f} MB raw {zipped / 1e6:7.2f} MB gzip  in all")
 
 
 if __name__ == "__main__":
