@@ -36,7 +36,9 @@ NPM_ASSETS = [
 ]
 # onnxruntime-web's WebAssembly-only build: the loader, its module and the (SIMD, threaded) runtime.
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-BROWSER_MODELS = ("minilm",)  # written as ONNX under _static/models/ for attnlab-browser-model.js
+BROWSER_MODELS = ("minilm",)  # under _static/models/NAME/: model.onnx and its tokenizer, for attnlab-browser-model.js
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+TOKENIZERS_JS = "@huggingface/tokenizers/dist/tokenizers.min.mjs"  # runs tokenizer.json in the browser
 _TRACES = re.compile(r'data-attnlab-traces="([^"]*)"')
 
 
@@ -137,6 +139,10 @@ def copy_vendor(node_modules: Path, target: Path) -> None:
         if not (ort / name).is_file():
             raise ExtensionError(f"{ort / name} is missing: run `npm ci` in the repository (`make book` does it)")
         shutil.copy2(ort / name, target / "ort" / name)
+    tokenizers = node_modules / TOKENIZERS_JS
+    if not tokenizers.is_file():
+        raise ExtensionError(f"{tokenizers} is missing: run `npm ci` in the repository (`make book` does it)")
+    shutil.copy2(tokenizers, target / "tokenizers.min.mjs")
 
 
 def write_browser_models(cache: Path, target: Path) -> None:
@@ -144,12 +150,19 @@ def write_browser_models(cache: Path, target: Path) -> None:
     from attnlab import onnx_export
     from attnlab.models import load
 
-    target.mkdir(parents=True, exist_ok=True)
     for name in BROWSER_MODELS:
         kept = cache / f"{name}.onnx"
+        lm = None
         if not kept.is_file() or kept.stat().st_mtime < Path(onnx_export.__file__).stat().st_mtime:
-            onnx_export.export(load(name, device="cpu"), kept)
-        shutil.copy2(kept, target / kept.name)
+            lm = load(name, device="cpu")
+            onnx_export.export(lm, kept)
+        folder = target / name
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(kept, folder / "model.onnx")
+        lm = lm or load(name, device="cpu")
+        lm.tokenizer.save_pretrained(cache / f"{name}-tokenizer")  # the tokenizer the Python side uses, as files
+        for file in TOKENIZER_FILES:
+            shutil.copy2(cache / f"{name}-tokenizer" / file, folder / file)
 
 
 # The theme's icon variables hold the glyph itself, or its escape: --pst-icon-lightbulb:"\f0eb".
