@@ -96,8 +96,8 @@ def _on_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctr
         app.add_js_file(bundle, priority=400)
         app.add_js_file("attnlab-figures.js", priority=405, defer="defer")  # figures follow light / dark
     if "attnlab-explorer" in body:
-        app.add_js_file("attnlab-explorer.js", priority=410, defer="defer")
-        app.add_js_file("attnlab-browser-model.js", priority=411, defer="defer")  # fetches nothing until used
+        app.add_js_file("attnlab-browser-model.js", priority=409, defer="defer")  # fetches nothing until used
+        app.add_js_file("attnlab-explorer.js", priority=410, defer="defer")  # after it: offers typing where it can
     # Live explorers show a text snapshot on the site (attnlab.widgets.show_frozen); their widgets
     # still exist in the kernel, so the page has widget state but no widget to draw.
     shows_widgets = "widget-view+json" in body

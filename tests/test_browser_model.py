@@ -90,3 +90,34 @@ def test_the_browser_tokenizes_like_python_and_attends_to_typed_text(visit):
     assert long["truncated"] is True and len(long["ids"]) == 512
     assert long["ids"] == list(attend("word " * 10_000, lm).ids)  # as the Python side cuts it
     page_visit.assert_clean()
+
+
+def test_a_typed_sentence_joins_the_playground_with_the_models_own_maps(visit):
+    page_visit = visit(PLAYGROUND)
+    page = page_visit.page
+    page.wait_for_selector(".attnlab-explorer-plot .heatmaplayer", state="attached", timeout=15_000)
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    box = page.locator('input[data-control="typed"]')
+    for text in ("first draft", "second draft"):  # typed in quick succession: only the last one is added
+        box.fill(text)
+        box.press("Enter")
+    evil = '<script>alert("x")</script> <img src=x onerror=alert(1)> 🤖 naïve'
+    box.fill(evil)
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector('select[data-control=\"sentence\"]').selectedOptions[0]"
+                           ".textContent.startsWith('Yours: <script>')", timeout=60_000)
+    names = page.eval_on_selector_all('select[data-control="sentence"] option', "os => os.map(o => o.textContent)")
+    assert sum(name.startswith("Yours:") for name in names) == 1  # the two drafts were overtaken, not piled up
+    page.select_option('select[data-control="layer"]', "3")
+    page.select_option('select[data-control="head"]', "5")
+    drawn = page.evaluate("""() => { const gd = document.querySelector('.attnlab-explorer-plot');
+      return {z: gd._fullData[0].z.map(r => Array.from(r)),
+              keys: Array.from(document.querySelectorAll('.attnlab-explorer-keys span'), e => e.textContent)}; }""")
+    record = attend(evil, "minilm")
+    assert drawn["keys"] == list(record.tokens)  # shown as text: the markup is not run
+    assert np.abs(np.array(drawn["z"]) - record.attentions[3, 5]).max() <= TOLERANCE
+    assert "computed in this browser" in page.text_content(".attnlab-explorer-typing-note")
+    assert dialogs == [] and page.locator("img[src=x]").count() == 0
+    page_visit.screenshot("explorer-playground-typed.png")
+    page_visit.assert_clean()

@@ -29,6 +29,12 @@
     return { wrap: wrap, element: element };
   }
 
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
   function range(n, prefix) {
     var out = [];
     for (var i = 0; i < n; i++) out.push(prefix + i);
@@ -39,6 +45,7 @@
     var data = JSON.parse(root.querySelector(".attnlab-explorer-data").textContent);
     this.data = data;
     this.weights = data.sentences.map(function (s) { return decode(s.weights); });
+    this.scales = data.sentences.map(function () { return 1 / 255; }); // 8-bit bytes; typed sentences: floats
     var self = this, redraw = function () { self.draw(); };
     var controls = document.createElement("div");
     controls.className = "attnlab-explorer-controls";
@@ -48,6 +55,7 @@
     this.view = select("View", data.views, redraw);
     [this.sentence, this.layer, this.head, this.view].forEach(function (c) { controls.appendChild(c.wrap); });
     root.appendChild(controls);
+    this.addTyping(root);
     if (data.patterns.length) {
       var hints = document.createElement("div");
       hints.className = "attnlab-explorer-patterns";
@@ -106,7 +114,7 @@
     for (var q = 0; q < n; q++) {
       var row = new Array(n);
       for (var k = 0; k < n; k++) {
-        row[k] = this.data.causal && k > q ? null : bytes[start + q * n + k] / 255;
+        row[k] = this.data.causal && k > q ? null : bytes[start + q * n + k] * this.scales[s];
       }
       rows.push(row);
     }
@@ -263,6 +271,67 @@
     });
     this.plot.on("plotly_unhover", function () {
       if (self.drawn.view === 2) Plotly.restyle(self.plot, { x: [[]], y: [[]] }, [self.plot.data.length - 3]);
+    });
+  };
+
+  // A text box for the reader's own sentence, run by the real model in this browser
+  // (attnlab-browser-model.js), where that model is one the site ships.
+  Explorer.prototype.addTyping = function (root) {
+    var engine = window.attnlabBrowserModel, model = this.data.model;
+    if (!engine || engine.models.indexOf(model) < 0) return;
+    var self = this, form = document.createElement("form");
+    form.className = "attnlab-explorer-typing";
+    var label = document.createElement("label");
+    label.appendChild(document.createTextNode("Your sentence "));
+    this.typed = document.createElement("input");
+    this.typed.type = "text";
+    this.typed.setAttribute("data-control", "typed");
+    this.typed.placeholder = "Type a sentence, then Enter";
+    label.appendChild(this.typed);
+    var button = document.createElement("button");
+    button.type = "submit";
+    button.textContent = "Show its attention";
+    form.appendChild(label);
+    form.appendChild(button);
+    this.typingNote = document.createElement("p");
+    this.typingNote.className = "attnlab-explorer-typing-note";
+    this.typingNote.setAttribute("aria-live", "polite");
+    if (typeof WebAssembly !== "object") {
+      this.typed.disabled = button.disabled = true;
+      this.typingNote.textContent = "Typing your own sentence needs WebAssembly, which this browser does not offer; " +
+        "the prepared sentences work.";
+    } else {
+      this.typingNote.textContent = "Runs the real model in your browser; the first sentence downloads it once (about 43 MB gzipped).";
+    }
+    form.addEventListener("submit", function (event) { event.preventDefault(); self.runTyped(self.typed.value); });
+    root.appendChild(form);
+    root.appendChild(this.typingNote);
+  };
+
+  Explorer.prototype.runTyped = function (text) {
+    var self = this, run = (this.typedRuns = (this.typedRuns || 0) + 1); // the last text typed wins
+    var note = this.typingNote;
+    note.textContent = "Running the model…";
+    window.attnlabBrowserModel.attend(this.data.model, text, function (done) {
+      if (run === self.typedRuns) note.textContent = "Downloading the model (once): " + Math.round(100 * done) + " %";
+    }).then(function (out) {
+      if (run !== self.typedRuns) return; // a newer sentence was typed meanwhile
+      var tokens = out.tokens.map(escapeHtml), short = text.trim().slice(0, 40);
+      var name = escapeHtml("Yours: " + short + (text.trim().length > 40 ? "…" : ""));
+      self.data.sentences.push({ name: name, tokens: tokens });
+      self.weights.push(out.weights);
+      self.scales.push(1);
+      var option = document.createElement("option");
+      option.value = String(self.data.sentences.length - 1);
+      option.innerHTML = name; // escaped above: it stays text
+      self.sentence.element.appendChild(option);
+      self.sentence.element.value = option.value;
+      self.draw();
+      note.textContent = out.tokens.length + " tokens" +
+        (out.truncated ? ", cut to the model's first " + out.tokens.length + " (it reads at most that many)" : "") +
+        ", computed in this browser.";
+    }).catch(function (error) {
+      if (run === self.typedRuns) note.textContent = "Could not run the model: " + error.message;
     });
   };
 
