@@ -1,0 +1,60 @@
+"""Print how fast the playground's in-browser model answers a typed sentence, in headless Chromium.
+
+Usage: .venv/bin/python benchmarks/browser_model_speed.py   (after `make book`)
+From a local server (the built site on 127.0.0.1) with a fresh browser profile: the time from
+the first sentence typed to its map drawn (the model's download and start included), then, with
+the model loaded, the time from pressing Enter on a new 32-token sentence to its map drawn
+(median and slowest of 10).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.page_bytes import serve  # noqa: E402
+from tests.conftest import CHROMIUM_FLAGS, SITE, chromium_path  # noqa: E402
+
+# 30 words of plain English: 32 tokens with [CLS] and [SEP] (checked below).
+WORDS = ("the quick brown fox jumps over the lazy dog while a small bird sings on the old oak tree near "
+         "the quiet river under a bright blue sky once more").split()
+TYPE_AND_TIME = """async (text) => {
+  const root = document.querySelector('.attnlab-explorer'), box = root.querySelector('input[data-control="typed"]');
+  const before = root.attnlab.data.sentences.length, start = performance.now();
+  box.value = text;
+  box.form.requestSubmit();
+  while (root.attnlab.data.sentences.length === before) await new Promise((r) => setTimeout(r, 1));
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));  // the map painted
+  return {ms: performance.now() - start, tokens: root.attnlab.data.sentences[before].tokens.length};
+}"""
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    server, base = serve(SITE)
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
+        page = context.new_page()
+        page.goto(f"{base}/book/explorer-playground.html", wait_until="networkidle")
+        page.wait_for_selector('.attnlab-explorer-plot .heatmaplayer', state="attached")
+        first = page.evaluate(TYPE_AND_TIME, "Attention is all you need.")
+        print(f"first sentence, model downloaded from 127.0.0.1 and started: {first['ms'] / 1000:.2f} s")
+        runs = []
+        for i in range(10):
+            text = " ".join(WORDS[i:] + WORDS[:i])  # a new sentence each time, same length
+            runs.append(page.evaluate(TYPE_AND_TIME, text))
+        assert {run["tokens"] for run in runs} == {32}, {run["tokens"] for run in runs}
+        times = sorted(run["ms"] for run in runs)
+        print(f"typed 32-token sentence → all maps computed, one drawn (model loaded): "
+              f"median {statistics.median(times):.0f} ms, slowest {times[-1]:.0f} ms of {len(times)}")
+        context.close()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
