@@ -151,18 +151,17 @@ def write_browser_models(cache: Path, target: Path) -> None:
     from attnlab.models import load
 
     for name in BROWSER_MODELS:
-        kept = cache / f"{name}.onnx"
-        lm = None
-        if not kept.is_file() or kept.stat().st_mtime < Path(onnx_export.__file__).stat().st_mtime:
-            lm = load(name, device="cpu")
+        kept, tokenizer = cache / f"{name}.onnx", cache / f"{name}-tokenizer"
+        stale = not kept.is_file() or kept.stat().st_mtime < Path(onnx_export.__file__).stat().st_mtime
+        if stale or not all((tokenizer / file).is_file() for file in TOKENIZER_FILES):
+            lm = load(name, device="cpu")  # once per export, not once per build
             onnx_export.export(lm, kept)
+            lm.tokenizer.save_pretrained(tokenizer)  # the tokenizer the Python side uses, as files
         folder = target / name
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy2(kept, folder / "model.onnx")
-        lm = lm or load(name, device="cpu")
-        lm.tokenizer.save_pretrained(cache / f"{name}-tokenizer")  # the tokenizer the Python side uses, as files
         for file in TOKENIZER_FILES:
-            shutil.copy2(cache / f"{name}-tokenizer" / file, folder / file)
+            shutil.copy2(tokenizer / file, folder / file)
 
 
 # The theme's icon variables hold the glyph itself, or its escape: --pst-icon-lightbulb:"\f0eb".

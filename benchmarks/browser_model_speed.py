@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.explorer_speed import open_playground  # noqa: E402
 from benchmarks.page_bytes import serve  # noqa: E402
-from tests.conftest import CHROMIUM_FLAGS, SITE, chromium_path  # noqa: E402
+from tests.conftest import SITE  # noqa: E402
 
 # 30 words of plain English: 32 tokens with [CLS] and [SEP] (checked below).
 WORDS = ("the quick brown fox jumps over the lazy dog while a small bird sings on the old oak tree near "
@@ -37,11 +38,7 @@ def main() -> None:
 
     server, base = serve(SITE)
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
-        page = context.new_page()
-        page.goto(f"{base}/book/explorer-playground.html", wait_until="networkidle")
-        page.wait_for_selector('.attnlab-explorer-plot .heatmaplayer', state="attached")
+        context, page = open_playground(playwright, profile, base)
         first = page.evaluate(TYPE_AND_TIME, "Attention is all you need.")
         print(f"first sentence, model downloaded from 127.0.0.1 and started: {first['ms'] / 1000:.2f} s")
         runs = []

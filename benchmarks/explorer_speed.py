@@ -30,16 +30,22 @@ TIME_CHANGES = """async ([control, values]) => {
 }"""
 
 
+def open_playground(playwright, profile: str, base: str):
+    """A fresh headless Chromium on the built playground, its explorer drawn; returns (context, page)."""
+    context = playwright.chromium.launch_persistent_context(
+        profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
+    page = context.new_page()
+    page.goto(f"{base}/book/explorer-playground.html", wait_until="networkidle")
+    page.wait_for_selector('.attnlab-explorer-plot .heatmaplayer', state="attached")
+    return context, page
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
     server, base = serve(SITE)
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
-        page = context.new_page()
-        page.goto(f"{base}/book/explorer-playground.html", wait_until="networkidle")
-        page.wait_for_selector('.attnlab-explorer-plot .heatmaplayer', state="attached")
+        context, page = open_playground(playwright, profile, base)
         sentences = page.locator('select[data-control="sentence"] option').all_inner_texts()
         index = next(i for i, name in enumerate(sentences) if "32 tokens" in name)
         page.select_option('select[data-control="sentence"]', str(index))
