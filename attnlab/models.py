@@ -83,6 +83,14 @@ class LoadedModel:
                 f"up to {self.max_tokens} tokens, on {self.device}; from {self.source}>")
 
 
+def registered_folder(name: str) -> Path:
+    """The folder of a model registered under ``name`` (such as "minigpt")."""
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in _REGISTRY:
+        raise ModelNotFound(f"No registered model called {name!r}; registered: {', '.join(sorted(_REGISTRY))}.")
+    return _REGISTRY[key]()
+
+
 def known_names() -> list[str]:
     """Registered names and suggested hub names, for messages and menus."""
     return sorted(_REGISTRY) + SUGGESTED_HUB_MODELS

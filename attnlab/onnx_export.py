@@ -12,6 +12,7 @@ about 0.001 (``tests/test_onnx_export.py``).
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -70,6 +71,72 @@ def export(lm, path: str | Path, half_weights: bool = True) -> Path:
     if half_weights:
         onnx.save(weights_in_half(onnx.load(str(path))), str(path))
     lm.model.to(lm.device)  # AttentionOutputs moved it to the CPU for tracing
+    return path
+
+
+class CachedStep(nn.Module):
+    """A course GPT (:class:`attnlab.gpt.GPT`) that reads new tokens after a cache of earlier keys and values.
+
+    Writing text, each step then costs one token's work instead of the whole window's. Positions
+    are absolute, so the cache holds only while the window has not slid: from then on the window
+    is read afresh each step, with an empty cache, exactly as ``GPT.generate`` reads it.
+    """
+
+    def __init__(self, gpt: nn.Module):
+        super().__init__()
+        self.gpt = gpt
+
+    def forward(self, input_ids: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor):
+        """input_ids (1, t) after P cached positions, past_* (layers, 1, heads, P, head size) →
+        logits of the last position (1, vocab) and the cache grown to P + t positions."""
+        gpt = self.gpt
+        past, length = past_keys.size(3), input_ids.size(1)
+        positions = torch.arange(past, past + length)  # (t,)
+        x = gpt.token_embedding(input_ids) + gpt.position_embedding(positions)  # (1, t, C)
+        hidden = torch.arange(past + length)[None, :] > positions[:, None]  # (t, P + t): keys after each query
+        keys, values = [], []
+        for layer, block in enumerate(gpt.blocks):  # pre-norm blocks, as GPT builds them
+            attention, h = block.attention, block.norm1(x)
+            if layer == len(gpt.blocks) - 1:  # only the last position's output is read: one query, not t
+                x, hidden = x[:, -1:], hidden[-1:]
+            q = attention.split_heads(attention.q_proj(h[:, -x.size(1):]))  # (1, H, t, hd); t = 1 in the last layer
+            k = torch.cat((past_keys[layer], attention.split_heads(attention.k_proj(h))), dim=2)  # (1, H, P + t, hd)
+            v = torch.cat((past_values[layer], attention.split_heads(attention.v_proj(h))), dim=2)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(attention.head_dim)  # (1, H, t, P + t)
+            weights = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1)
+            x = x + attention.out_proj(attention.merge_heads(weights @ v))
+            x = x + block.feed_forward(block.norm2(x))
+            keys.append(k)
+            values.append(v)
+        logits = gpt.lm_head(gpt.final_norm(x[:, -1]))  # (1, vocab): only the last position predicts
+        return logits, torch.stack(keys), torch.stack(values)
+
+
+def empty_cache(gpt: nn.Module) -> torch.Tensor:
+    """A cache of no positions for :class:`CachedStep`: (layers, 1, heads, 0, head size)."""
+    config = gpt.config
+    return torch.zeros(config.n_layer, 1, config.n_head, 0, config.n_embd // config.n_head)
+
+
+def export_step(gpt: nn.Module, path: str | Path, half_weights: bool = True) -> Path:
+    """Write a course GPT as an ONNX file of :class:`CachedStep`, for writing text in the browser."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    step = CachedStep(gpt.eval().cpu())
+    ids = torch.tensor([[1, 2, 3]])
+    past = empty_cache(gpt)
+    past = torch.cat((past, past[:, :, :, :0].new_zeros(*past.shape[:3], 2, past.size(-1))), dim=3)  # 2 positions
+    cache_axes = {3: "positions"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes about shapes read as Python numbers
+        torch.onnx.export(step, (ids, past, past), str(path), input_names=["input_ids", "past_keys", "past_values"],
+                          output_names=["logits", "keys", "values"], opset_version=17, dynamo=False,
+                          dynamic_axes={"input_ids": {1: "tokens"}, "past_keys": cache_axes, "past_values": cache_axes,
+                                        "keys": {3: "all"}, "values": {3: "all"}})
+    if half_weights:
+        onnx.save(weights_in_half(onnx.load(str(path))), str(path))
     return path
 
 

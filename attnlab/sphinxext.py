@@ -36,7 +36,7 @@ NPM_ASSETS = [
 ]
 # onnxruntime-web's WebAssembly-only build: the loader, its module and the (SIMD, threaded) runtime.
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-BROWSER_MODELS = ("minilm",)  # under _static/models/NAME/: model.onnx and its tokenizer, for attnlab-browser-model.js
+BROWSER_MODELS = ("minilm", "minigpt")  # under _static/models/NAME/: model.onnx and its tokenizer, for attnlab-browser-model.js
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 TOKENIZERS_JS = "@huggingface/tokenizers/dist/tokenizers.min.mjs"  # runs tokenizer.json in the browser
 _TRACES = re.compile(r'data-attnlab-traces="([^"]*)"')
@@ -146,22 +146,34 @@ def copy_vendor(node_modules: Path, target: Path) -> None:
 
 
 def write_browser_models(cache: Path, target: Path) -> None:
-    """Export the in-browser models as ONNX once (kept in ``cache`` between builds) and copy them to ``target``."""
+    """Export the in-browser models as ONNX once (kept in ``cache`` between builds) and copy them to ``target``.
+
+    Each gets model.onnx (its attention maps) and its tokenizer files; a GPT also gets step.onnx
+    (writing, with a key/value cache) and its config.json (the cache's shape).
+    """
     from attnlab import onnx_export
-    from attnlab.models import load
+    from attnlab.models import load, registered_folder
 
     for name in BROWSER_MODELS:
-        kept, tokenizer = cache / f"{name}.onnx", cache / f"{name}-tokenizer"
-        stale = not kept.is_file() or kept.stat().st_mtime < Path(onnx_export.__file__).stat().st_mtime
-        if stale or not all((tokenizer / file).is_file() for file in TOKENIZER_FILES):
+        folder, kept = registered_folder(name), cache / name
+        # A new exporter or new weights (a retrained mini-GPT) mean new files.
+        sources = [Path(onnx_export.__file__), *folder.glob("*.safetensors")]
+        done = kept / "done"
+        if not done.is_file() or done.stat().st_mtime < max(source.stat().st_mtime for source in sources):
+            shutil.rmtree(kept, ignore_errors=True)
             lm = load(name, device="cpu")  # once per export, not once per build
-            onnx_export.export(lm, kept)
-            lm.tokenizer.save_pretrained(tokenizer)  # the tokenizer the Python side uses, as files
-        folder = target / name
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(kept, folder / "model.onnx")
-        for file in TOKENIZER_FILES:
-            shutil.copy2(tokenizer / file, folder / file)
+            onnx_export.export(lm, kept / "model.onnx")
+            lm.tokenizer.save_pretrained(kept)  # the tokenizer the Python side uses, as files
+            if lm.causal:
+                from attnlab.minigpt import gpt_from_loaded
+
+                onnx_export.export_step(gpt_from_loaded(lm), kept / "step.onnx")
+                shutil.copy2(folder / "config.json", kept / "config.json")
+            done.touch()
+        (target / name).mkdir(parents=True, exist_ok=True)
+        for file in ("model.onnx", "step.onnx", "config.json", *TOKENIZER_FILES):
+            if (kept / file).is_file():
+                shutil.copy2(kept / file, target / name / file)
 
 
 # The theme's icon variables hold the glyph itself, or its escape: --pst-icon-lightbulb:"\f0eb".

@@ -20,6 +20,7 @@ import numpy as np
 from attnlab import render
 from attnlab.errors import InputError
 from attnlab.extraction import attend
+from attnlab.figures import escape_labels
 from attnlab.models import LoadedModel, as_loaded
 from attnlab.patterns import find_heads
 
@@ -62,7 +63,8 @@ def explorer_payload(model: str | LoadedModel = "minilm", examples: Mapping[str,
         record = attend(text, lm)
         sentences.append({
             "name": html.escape(name),
-            "tokens": [html.escape(token) for token in record.tokens],
+            "tokens": escape_labels(record.tokens),  # a blank character token shows as ␣ or ⏎
+            "special": list(record.special),  # [CLS], [SEP]…: the "separator" pattern's keys
             "weights": base64.b64encode(quantize(record.attentions)).decode("ascii"),  # (L, H, T, T) uint8
         })
     return {

@@ -5,6 +5,10 @@ From a local server (the built site on 127.0.0.1) with a fresh browser profile: 
 the first sentence typed to its map drawn (the model's download and start included), then, with
 the model loaded, the time from pressing Enter on a new 32-token sentence to its map drawn
 (median and slowest of 10).
+Then the mini-GPT playground: the first text written (its download and start included), and
+characters written per second over 300 characters from a 7-character prompt, split where its
+128-character window fills: before, each step reads one new character (key/value cache); after,
+the window slides and each step reads all 128 again (three seeds, temperature 0.8, top-k 10).
 """
 
 from __future__ import annotations
@@ -33,6 +37,34 @@ TYPE_AND_TIME = """async (text) => {
 }"""
 
 
+WRITE_AND_TIME = """async ([prompt, length, seed]) => {
+  const stamps = [], start = performance.now();
+  await window.attnlabBrowserModel.generate("minigpt", prompt, {length, temperature: 0.8, topK: 10, seed,
+                                                                onText: () => stamps.push(performance.now())});
+  return {start, stamps};
+}"""
+PROMPT, LENGTH, WINDOW = "ROMEO: ", 300, 128
+
+
+def per_second(count: int, milliseconds: float) -> float:
+    return count / (milliseconds / 1000)
+
+
+def mini_gpt(playwright, profile: str, base: str) -> None:
+    context, page = open_playground(playwright, profile, base, "book/mini-gpt-playground.html")
+    first = page.evaluate(WRITE_AND_TIME, [PROMPT, 1, 0])
+    print(f"mini-GPT, first character written, model downloaded from 127.0.0.1 and started: "
+          f"{(first['stamps'][0] - first['start']) / 1000:.2f} s")
+    filled = WINDOW - len(PROMPT)  # characters written before the window slides
+    for seed in (1, 2, 3):
+        run = page.evaluate(WRITE_AND_TIME, [PROMPT, LENGTH, seed])
+        stamps = run["stamps"]
+        print(f"  seed {seed}: {per_second(LENGTH, stamps[-1] - run['start']):.0f} characters/s over {LENGTH} "
+              f"(cached, window filling: {per_second(filled - 1, stamps[filled - 1] - stamps[0]):.0f}/s; "
+              f"window sliding: {per_second(LENGTH - filled, stamps[-1] - stamps[filled - 1]):.0f}/s)")
+    context.close()
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -50,6 +82,8 @@ def main() -> None:
         print(f"typed 32-token sentence → all maps computed, one drawn (model loaded): "
               f"median {statistics.median(times):.0f} ms, slowest {times[-1]:.0f} ms of {len(times)}")
         context.close()
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        mini_gpt(playwright, profile, base)
     server.shutdown()
 
 

@@ -30,12 +30,12 @@ TIME_CHANGES = """async ([control, values]) => {
 }"""
 
 
-def open_playground(playwright, profile: str, base: str):
-    """A fresh headless Chromium on the built playground, its explorer drawn; returns (context, page)."""
+def open_playground(playwright, profile: str, base: str, page_path: str = "book/explorer-playground.html"):
+    """A fresh headless Chromium on a built playground, its explorer drawn; returns (context, page)."""
     context = playwright.chromium.launch_persistent_context(
         profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
     page = context.new_page()
-    page.goto(f"{base}/book/explorer-playground.html", wait_until="networkidle")
+    page.goto(f"{base}/{page_path}", wait_until="networkidle")
     page.wait_for_selector('.attnlab-explorer-plot .heatmaplayer', state="attached")
     return context, page
 

@@ -79,19 +79,23 @@ def main(pages: list[str]) -> None:
 
 def print_browser_model_bytes() -> None:
     """The files a reader fetches on first using an in-browser model (not part of any page's cold load)."""
-    from attnlab.sphinxext import BROWSER_MODELS, ORT_FILES
+    from attnlab.sphinxext import BROWSER_MODELS, ORT_FILES, TOKENIZERS_JS
 
     static = SITE / "_static"
-    paths = [static / "models" / f"{name}.onnx" for name in BROWSER_MODELS]
-    paths += [static / "vendor" / "ort" / name for name in ORT_FILES]
-    print("\nin-browser models, fetched on first use (then cached by the browser):")
-    raw = zipped = 0
-    for path in paths:
-        data = path.read_bytes() if path.is_file() else b""
-        size, gz = len(data), len(gzip.compress(data, compresslevel=6))
-        raw, zipped = raw + size, zipped + gz
-        print(f"  {size / 1e6:7.2f} MB raw {gz / 1e6:7.2f} MB gzip  {path.relative_to(SITE)}")
-    print(f"  {raw / 1e6:7.2f} MB raw {zipped / 1e6:7.2f} MB gzip  in all")
+    groups = {f"model {name}": sorted((static / "models" / name).glob("*")) for name in BROWSER_MODELS}
+    groups["runtime (shared)"] = [static / "vendor" / "ort" / name for name in ORT_FILES]
+    groups["runtime (shared)"].append(static / "vendor" / Path(TOKENIZERS_JS).name)  # the tokenizers, run in the page
+    print("\nin-browser models, fetched on first use (not part of any page's cold load):")
+    for group, paths in groups.items():
+        raw = zipped = 0
+        for path in paths:
+            if not path.is_file():
+                raise SystemExit(f"{path} is missing: run `make book` first.")
+            data = path.read_bytes()
+            size, gz = len(data), len(gzip.compress(data, compresslevel=6))
+            raw, zipped = raw + size, zipped + gz
+            print(f"  {size / 1e6:7.2f} MB raw {gz / 1e6:7.2f} MB gzip  {path.relative_to(SITE)}")
+        print(f"  {raw / 1e6:7.2f} MB raw {zipped / 1e6:7.2f} MB gzip  {group}, in all\n")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 from attnlab.errors import InputError
 from attnlab.minigpt import gpt_from_loaded
 from attnlab.models import load
-from attnlab.onnx_export import export, max_attention_difference, onnx_attentions
+from attnlab.onnx_export import CachedStep, empty_cache, export, export_step, max_attention_difference, onnx_attentions
 
 # The course's test sentences: plain, accents and an emoji and an unknown word, markup, a long one.
 TEXTS = ["The animal didn't cross the street because it was too tired.",
@@ -55,3 +55,36 @@ def test_the_mini_gpt_in_onnx_gives_attention_and_logits(tmp_path):
 def test_a_missing_file_gets_a_friendly_error(tmp_path):
     with pytest.raises(InputError, match="no ONNX file"):
         onnx_attentions(tmp_path / "nothing.onnx", [1, 2, 3])
+
+
+def greedy_with_cache(session, prompt: list[int], count: int, window: int, empty: np.ndarray) -> list[int]:
+    """The browser's writing loop (attnlab-browser-model.js generate), greedy, on the step file."""
+    ids = list(prompt)
+    logits, keys, values = session.run(None, {"input_ids": np.asarray([ids[-window:]]), "past_keys": empty,
+                                              "past_values": empty})
+    for _ in range(count):
+        ids.append(int(logits[0].argmax()))
+        if keys.shape[3] < window:  # one new token after the cache
+            feeds = {"input_ids": np.asarray([ids[-1:]]), "past_keys": keys, "past_values": values}
+        else:  # the window slides: positions shift, so it is read afresh
+            feeds = {"input_ids": np.asarray([ids[-window:]]), "past_keys": empty, "past_values": empty}
+        logits, keys, values = session.run(None, feeds)
+    return ids
+
+
+def test_the_mini_gpt_writes_the_same_text_with_its_key_value_cache(tmp_path):
+    import onnxruntime
+
+    gpt = gpt_from_loaded(load("minigpt", device="cpu")).eval()
+    window = gpt.config.block_size
+    prompt = torch.tensor([[44, 41, 39, 31, 41, 24, 2]])  # "ROMEO: "
+    with torch.no_grad():  # in PyTorch first: the cached step's last logits equal the full forward's
+        logits, keys, _ = CachedStep(gpt)(prompt, empty_cache(gpt), empty_cache(gpt))
+        assert torch.allclose(logits, gpt(prompt).logits[:, -1], atol=1e-5)
+        assert keys.shape == (gpt.config.n_layer, 1, gpt.config.n_head, prompt.size(1), gpt.config.n_embd // gpt.config.n_head)
+    path = export_step(gpt, tmp_path / "step.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    count = 2 * window  # far past the point where the window slides
+    ours = greedy_with_cache(session, prompt[0].tolist(), count, window, empty_cache(gpt).numpy())
+    reference = gpt.generate(prompt, count, temperature=0)[0].tolist()  # reads the last `window` ids every step
+    assert ours == reference

@@ -35,10 +35,59 @@
     });
   }
 
+  // As attnlab.figures.escape_labels: a blank character token (the mini-GPT reads characters) stays visible.
+  var VISIBLE_BLANKS = { " ": "␣", "\n": "⏎", "\t": "⇥" };
+  function visibleToken(token) { return escapeHtml(VISIBLE_BLANKS[token] || token); }
+
   function range(n, prefix) {
     var out = [];
     for (var i = 0; i < n; i++) out.push(prefix + i);
     return out;
+  }
+
+  // Scores in [0, 1] of every head of one sentence, as attnlab.patterns.score_patterns computes them:
+  // {pattern: [score of layer 0 head 0, layer 0 head 1, …]}. at(l, h, q, k) is one attention weight.
+  function scorePatterns(at, layers, heads, n, special, causal) {
+    var names = ["previous token", "next token", "self", "first token", "separator", "broad"], scores = {};
+    names.forEach(function (name) { scores[name] = []; });
+    var separators = special.map(function (s, i) { return s && i > 0; });
+    var anySeparator = separators.some(Boolean);
+    for (var l = 0; l < layers; l++) {
+      for (var h = 0; h < heads; h++) {
+        var sums = { previous: 0, next: 0, self: 0, first: 0, separator: 0, broad: 0 }, spreadRows = 0;
+        for (var q = 0; q < n; q++) {
+          sums.self += at(l, h, q, q);
+          if (q > 0) { sums.previous += at(l, h, q, q - 1); sums.first += at(l, h, q, 0); }
+          if (q < n - 1 && !causal) sums.next += at(l, h, q, q + 1);
+          var allowed = causal ? q + 1 : n, entropy = 0;
+          for (var k = 0; k < allowed; k++) {
+            var w = at(l, h, q, k);
+            if (anySeparator && separators[k]) sums.separator += w;
+            entropy -= w * Math.log(Math.max(w, 1e-12));
+          }
+          if (allowed > 1) { sums.broad += entropy / Math.log(allowed); spreadRows++; }
+        }
+        var pairs = Math.max(n - 1, 1), clip = function (x) { return Math.min(1, Math.max(0, x)); };
+        scores["previous token"].push(clip(sums.previous / pairs));
+        scores["next token"].push(clip(sums.next / pairs));
+        scores.self.push(clip(sums.self / n));
+        scores["first token"].push(clip(sums.first / pairs));
+        scores.separator.push(clip(sums.separator / n));
+        scores.broad.push(clip(spreadRows ? sums.broad / spreadRows : 0));
+      }
+    }
+    return scores;
+  }
+
+  // The best head for each pattern, where it scores at least 0.3 (the builder's rule for the prepared sentences).
+  function bestHeads(scores, heads) {
+    var found = [];
+    Object.keys(scores).forEach(function (pattern) {
+      var table = scores[pattern], best = 0;
+      for (var i = 1; i < table.length; i++) if (table[i] > table[best]) best = i;
+      if (table[best] >= 0.3) found.push({ pattern: pattern, layer: Math.floor(best / heads), head: best % heads, score: table[best] });
+    });
+    return found;
   }
 
   function Explorer(root) {
@@ -55,25 +104,12 @@
     this.view = select("View", data.views, redraw);
     [this.sentence, this.layer, this.head, this.view].forEach(function (c) { controls.appendChild(c.wrap); });
     root.appendChild(controls);
+    this.addGenerating(root); // a GPT's own feature first: writing
     this.addTyping(root);
-    if (data.patterns.length) {
-      var hints = document.createElement("div");
-      hints.className = "attnlab-explorer-patterns";
-      hints.appendChild(document.createTextNode("Heads found automatically: "));
-      data.patterns.forEach(function (p) {
-        var button = document.createElement("button");
-        button.type = "button";
-        button.textContent = "L" + p.layer + " H" + p.head + " · " + p.pattern + " (" + p.score.toFixed(2) + ")";
-        button.addEventListener("click", function () {
-          self.layer.element.value = String(p.layer);
-          self.head.element.value = String(p.head);
-          self.view.element.value = "0";
-          self.draw();
-        });
-        hints.appendChild(button);
-      });
-      root.appendChild(hints);
-    }
+    this.hints = document.createElement("div");
+    this.hints.className = "attnlab-explorer-patterns";
+    root.appendChild(this.hints);
+    this.found = [];
     this.status = document.createElement("p");
     this.status.className = "attnlab-explorer-status";
     this.status.setAttribute("aria-live", "polite");
@@ -274,6 +310,53 @@
     });
   };
 
+  // Heads found in sentence s by their patterns; induction is found once per model, on repeated random tokens.
+  Explorer.prototype.patternsFor = function (s) {
+    if (!this.found[s]) {
+      var n = this.data.sentences[s].tokens.length, H = this.data.heads;
+      var bytes = this.weights[s], scale = this.scales[s];
+      var at = function (l, h, q, k) { return bytes[((l * H + h) * n + q) * n + k] * scale; };
+      var special = this.data.sentences[s].special || this.data.sentences[s].tokens.map(function () { return false; });
+      this.found[s] = bestHeads(scorePatterns(at, this.data.layers, H, n, special, this.data.causal), H)
+        .concat(this.data.patterns.filter(function (p) { return p.pattern === "induction"; }));
+    }
+    return this.found[s];
+  };
+
+  Explorer.prototype.showHints = function (s) {
+    var self = this, found = this.patternsFor(s);
+    this.hints.replaceChildren();
+    if (!found.length) return;
+    this.hints.appendChild(document.createTextNode("Heads found automatically in this sentence: "));
+    found.forEach(function (p) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "L" + p.layer + " H" + p.head + " · " + p.pattern + " (" + p.score.toFixed(2) + ")";
+      if (p.pattern === "induction") button.title = "Found on random tokens repeated twice, not on this sentence";
+      button.addEventListener("click", function () {
+        self.layer.element.value = String(p.layer);
+        self.head.element.value = String(p.head);
+        self.view.element.value = "0";
+        self.draw();
+      });
+      self.hints.appendChild(button);
+    });
+  };
+
+  // A sentence computed in this browser joins the menu and is drawn: label is plain text, out from attnlabBrowserModel.
+  Explorer.prototype.addSentence = function (label, out) {
+    var name = escapeHtml(label);
+    this.data.sentences.push({ name: name, tokens: out.tokens.map(visibleToken), special: out.special });
+    this.weights.push(out.weights);
+    this.scales.push(1); // float weights
+    var option = document.createElement("option");
+    option.value = String(this.data.sentences.length - 1);
+    option.innerHTML = name; // escaped above: it stays text
+    this.sentence.element.appendChild(option);
+    this.sentence.element.value = option.value;
+    this.draw();
+  };
+
   // A text box for the reader's own sentence, run by the real model in this browser
   // (attnlab-browser-model.js), where that model is one the site ships.
   Explorer.prototype.addTyping = function (root) {
@@ -301,32 +384,116 @@
       this.typingNote.textContent = "Typing your own sentence needs WebAssembly, which this browser does not offer; " +
         "the prepared sentences work.";
     } else {
-      this.typingNote.textContent = "Runs the real model in your browser; the first sentence downloads it once (about 43 MB gzipped).";
+      this.typingNote.textContent = "Runs the real model in your browser; the first sentence downloads it once.";
     }
     form.addEventListener("submit", function (event) { event.preventDefault(); self.runTyped(self.typed.value); });
     root.appendChild(form);
     root.appendChild(this.typingNote);
   };
 
+  function downloading(done, bytes) {
+    return "Downloading the model (once): " + Math.round(100 * done) + " % of " + (bytes / 1e6).toFixed(1) + " MB";
+  }
+
+  function numberBox(label, control, value, min, max, step) {
+    var wrap = document.createElement("label");
+    wrap.appendChild(document.createTextNode(label + " "));
+    var input = document.createElement("input");
+    input.type = "number";
+    input.setAttribute("data-control", control);
+    input.value = String(value);
+    input.min = String(min);
+    input.max = String(max);
+    input.step = String(step);
+    wrap.appendChild(input);
+    return { wrap: wrap, input: input };
+  }
+
+  // For a GPT the site ships: a prompt, sampling settings, the text it writes, then its attention on that text.
+  Explorer.prototype.addGenerating = function (root) {
+    var engine = window.attnlabBrowserModel, model = this.data.model;
+    if (!this.data.causal || !engine || !engine.generate || engine.models.indexOf(model) < 0) return;
+    var self = this, form = document.createElement("form");
+    form.className = "attnlab-explorer-typing attnlab-explorer-generating";
+    var label = document.createElement("label");
+    label.appendChild(document.createTextNode("Prompt "));
+    var prompt = document.createElement("input");
+    prompt.type = "text";
+    prompt.setAttribute("data-control", "prompt");
+    prompt.value = "ROMEO: ";
+    label.appendChild(prompt);
+    var temperature = numberBox("Temperature", "temperature", 0.8, 0, 5, 0.1);
+    var topK = numberBox("Top-k", "top-k", 10, 0, 1000, 1);
+    var length = numberBox("Characters", "characters", 300, 1, 2000, 1);
+    var button = document.createElement("button");
+    button.type = "submit";
+    button.textContent = "Write";
+    [label, temperature.wrap, topK.wrap, length.wrap, button].forEach(function (e) { form.appendChild(e); });
+    var written = document.createElement("pre");
+    written.className = "attnlab-explorer-written";
+    written.setAttribute("aria-label", "Text written by the model");
+    written.hidden = true;
+    written.tabIndex = 0; // it scrolls when long: reachable from the keyboard
+    var note = document.createElement("p");
+    note.className = "attnlab-explorer-typing-note";
+    note.setAttribute("aria-live", "polite");
+    note.textContent = "The model writes in your browser, one character at a time; the first run downloads it once.";
+    if (typeof WebAssembly !== "object") {
+      Array.prototype.forEach.call(form.elements, function (e) { e.disabled = true; });
+      note.textContent = "Writing needs WebAssembly, which this browser does not offer; the prepared texts work.";
+    }
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      self.runGenerate(prompt.value, {
+        temperature: Number(temperature.input.value), topK: Number(topK.input.value), length: Number(length.input.value),
+      }, written, note);
+    });
+    root.appendChild(form);
+    root.appendChild(written);
+    root.appendChild(note);
+  };
+
+  // The last 64 characters written are added as a sentence: enough to see its heads at work, few enough to read.
+  var WRITTEN_SHOWN = 64;
+
+  Explorer.prototype.runGenerate = function (prompt, options, written, note) {
+    var self = this, engine = window.attnlabBrowserModel;
+    if (this.generating) this.generating.abort(); // the last request wins
+    var control = (this.generating = new AbortController()), started = 0;
+    note.textContent = "Starting the model…";
+    engine.generate(this.data.model, prompt, {
+      temperature: options.temperature, topK: options.topK, length: options.length, signal: control.signal,
+      onProgress: function (done, bytes) { note.textContent = downloading(done, bytes); },
+      onText: function (text) {
+        if (!started) started = performance.now();
+        written.hidden = false;
+        written.textContent = prompt + text; // text, never markup
+        note.textContent = "Writing… " + text.length + " characters";
+      },
+    }).then(function (out) {
+      var seconds = (performance.now() - started) / 1000, whole = prompt + out.text;
+      note.textContent = out.text.length + " characters written in this browser" +
+        (seconds > 0 && out.text.length > 1 ? ", " + Math.round((out.text.length - 1) / seconds) + " per second" : "") +
+        ". Its attention on the last " + Math.min(WRITTEN_SHOWN, whole.length) + " characters is now in the menu.";
+      return engine.attend(self.data.model, whole.slice(-WRITTEN_SHOWN)).then(function (maps) {
+        if (control !== self.generating) return;
+        self.addSentence("Written: …" + whole.slice(-24).replace(/\s+/g, " "), maps);
+      });
+    }).catch(function (error) {
+      if (control === self.generating) note.textContent = "Could not write: " + error.message;
+    });
+  };
+
   Explorer.prototype.runTyped = function (text) {
     var self = this, run = (this.typedRuns = (this.typedRuns || 0) + 1); // the last text typed wins
     var note = this.typingNote;
     note.textContent = "Running the model…";
-    window.attnlabBrowserModel.attend(this.data.model, text, function (done) {
-      if (run === self.typedRuns) note.textContent = "Downloading the model (once): " + Math.round(100 * done) + " %";
+    window.attnlabBrowserModel.attend(this.data.model, text, function (done, bytes) {
+      if (run === self.typedRuns) note.textContent = downloading(done, bytes);
     }).then(function (out) {
       if (run !== self.typedRuns) return; // a newer sentence was typed meanwhile
-      var tokens = out.tokens.map(escapeHtml), short = text.trim().slice(0, 40);
-      var name = escapeHtml("Yours: " + short + (text.trim().length > 40 ? "…" : ""));
-      self.data.sentences.push({ name: name, tokens: tokens });
-      self.weights.push(out.weights);
-      self.scales.push(1);
-      var option = document.createElement("option");
-      option.value = String(self.data.sentences.length - 1);
-      option.innerHTML = name; // escaped above: it stays text
-      self.sentence.element.appendChild(option);
-      self.sentence.element.value = option.value;
-      self.draw();
+      var short = text.trim().slice(0, 40);
+      self.addSentence("Yours: " + short + (text.trim().length > 40 ? "…" : ""), out);
       note.textContent = out.tokens.length + " tokens" +
         (out.truncated ? ", cut to the model's first " + out.tokens.length + " (it reads at most that many)" : "") +
         ", computed in this browser.";
@@ -338,12 +505,13 @@
   Explorer.prototype.draw = function () {
     var s = +this.sentence.element.value, layer = +this.layer.element.value, head = +this.head.element.value;
     var view = +this.view.element.value;
-    var names = this.data.patterns.filter(function (p) { return p.layer === layer && p.head === head; })
+    var names = this.patternsFor(s).filter(function (p) { return p.layer === layer && p.head === head; })
       .map(function (p) { return p.pattern; });
     this.status.textContent = this.data.model.replace(/&amp;/g, "&") + ": layer " + layer + ", head " + head +
       (names.length ? " (found: " + names.join(", ") + ")" : "") +
       (this.data.causal ? "; grey cells are masked: a token cannot see later tokens." : "; every token sees every token.");
     // Same sentence and view: the axes are unchanged, so update only what differs (much faster).
+    if (!this.drawn || this.drawn.s !== s) this.showHints(s);
     var same = this.drawn && this.drawn.s === s && this.drawn.view === view;
     if (same && view === 0) {
       Plotly.restyle(this.plot, { z: [this.matrix(s, layer, head)] }, [0]);
