@@ -256,3 +256,25 @@ def test_typing_with_no_network_says_so_and_works_once_it_is_back(visit, browser
     # The failed requests while offline are the browser's own console lines; nothing else went wrong.
     page_visit.console_errors[:] = [e for e in page_visit.console_errors if "INTERNET_DISCONNECTED" not in e]
     page_visit.assert_clean()
+
+
+@pytest.mark.parametrize("path", [PLAYGROUND, MINI_GPT])
+def test_without_webassembly_the_page_says_why_and_the_prepared_sentences_work(browser, site_url, path):
+    page = browser.new_page()
+    try:
+        page.add_init_script("delete window.WebAssembly")  # as in a browser that has none (or has it turned off)
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{site_url}/{path}", wait_until="load")
+        page.wait_for_selector(".attnlab-explorer-plot .heatmaplayer", state="attached", timeout=15_000)
+        assert page.locator('input[data-control="typed"]').is_disabled()
+        notes = " ".join(page.locator(".attnlab-explorer-typing-note").all_text_contents())
+        assert "needs WebAssembly" in notes
+        if path == MINI_GPT:
+            assert page.locator('input[data-control="prompt"]').is_disabled()
+            assert page.locator("form.attnlab-explorer-generating button").is_disabled()
+        page.select_option('select[data-control="sentence"]', "1")  # the prepared sentences still draw
+        page.select_option('select[data-control="view"]', "1")
+        assert page.locator(".attnlab-explorer-plot .heatmaplayer").count() == 1 and errors == []
+    finally:
+        page.close()
