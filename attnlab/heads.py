@@ -156,6 +156,18 @@ def _attention_and_block(lm: LoadedModel, encoding, layer: int, out_proj, hook=N
     return captured["attended"], hidden[layer + 1]
 
 
+def silencer(heads: list[int], head_dim: int):
+    """A forward pre-hook for W_O that sets these heads' slices of the merged heads to 0."""
+
+    def silence(_module, args):
+        merged = args[0].clone()  # (B, T, C): the heads side by side, before W_O
+        for head in heads:
+            merged[..., head * head_dim:(head + 1) * head_dim] = 0
+        return (merged, *args[1:])
+
+    return silence
+
+
 def ablate_heads(text: str, model: str | LoadedModel, layer: int, heads: Iterable[int],
                  where: str = "attention") -> float:
     """Silence ``heads`` of ``layer`` (their slices of the merged heads set to 0 before W_O) and return
@@ -180,13 +192,7 @@ def ablate_heads(text: str, model: str | LoadedModel, layer: int, heads: Iterabl
     text, notes = clean_text(text)
     encoding, _ = encode(text, lm, notes)
     encoding = encoding.to(lm.device)
-    head_dim = out_proj.in_features // lm.n_heads
-
-    def silence(_module, args):
-        merged = args[0].clone()  # (B, T, C): the heads side by side
-        for head in heads:
-            merged[..., head * head_dim:(head + 1) * head_dim] = 0
-        return (merged, *args[1:])
+    silence = silencer(heads, out_proj.in_features // lm.n_heads)
 
     key = (lm.name, str(lm.device), text, layer)
     with torch.no_grad():

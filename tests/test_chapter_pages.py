@@ -1,7 +1,10 @@
-"""Chapters 1–9 and their labs as a reader sees them: figures drawn and working in Chromium, offline."""
+"""Every chapter and lab as a reader sees them: figures drawn and working in Chromium, offline."""
+
+import re
 
 import numpy as np
 import pytest
+import yaml
 
 from attnlab.attention import softmax
 from attnlab.extraction import head_internals
@@ -9,15 +12,12 @@ from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.site, pytest.mark.browser]
 
-CHAPTERS = ["book/01-why-transformers", "book/02-text-to-vectors", "book/03-positional-encoding",
-            "book/04-attention-from-scratch", "book/05-multi-head-attention", "book/06-transformer-block",
-            "book/07-masks-decoders-families", "book/08-training-a-tiny-transformer",
-            "book/09-build-your-own-mini-gpt"]
-LABS = ["notebooks/01-why-transformers-lab", "notebooks/02-text-to-vectors-lab",
-        "notebooks/03-positional-encoding-lab", "notebooks/04-attention-from-scratch-lab",
-        "notebooks/05-multi-head-attention-lab", "notebooks/06-transformer-block-lab",
-        "notebooks/07-masks-decoders-families-lab", "notebooks/08-training-a-tiny-transformer-lab",
-        "notebooks/09-build-your-own-mini-gpt-lab"]
+# Every numbered chapter and lab in the table of contents (the welcome page and its lab are checked elsewhere).
+_TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+_FILES = [entry["file"] for part in _TOC["parts"] for chapter in part["chapters"]
+          for entry in (chapter, *chapter.get("sections", []))]
+CHAPTERS = [name for name in _FILES if re.fullmatch(r"book/(0[1-9]|[1-9]\d)-[\w-]+", name)]
+LABS = [name for name in _FILES if re.fullmatch(r"notebooks/(0[1-9]|[1-9]\d)-[\w-]+-lab", name)]
 DRAWN = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => g._fullData).length"
 
 

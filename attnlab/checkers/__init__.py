@@ -10,7 +10,7 @@ It never shows a traceback from inside the checker: if your function raises, you
 which case and what it raised. The returned :class:`CheckResult` is truthy when all passed.
 
 One module per topic: ``basics`` (chapters 1–4), ``heads`` (5), ``block`` (6), ``decoder`` (7),
-``training`` (8), ``generation`` (9).
+``training`` (8), ``generation`` (9), ``pretrained`` (10), ``cost`` (11).
 """
 
 from attnlab.attention import multi_head_attention_np
@@ -25,9 +25,11 @@ from attnlab.checkers.basics import (
 )
 from attnlab.checkers.block import check_block, check_feed_forward, check_layer_norm
 from attnlab.checkers.core import NOT_WRITTEN, CheckResult, Mismatch
+from attnlab.checkers.cost import check_cache_step, check_sliding_window_mask
 from attnlab.checkers.decoder import check_cross_attention, check_padding_mask
 from attnlab.checkers.generation import check_generation, check_sampling
 from attnlab.checkers.heads import check_merge_heads, check_multi_head_torch, check_split_heads
+from attnlab.checkers.pretrained import check_punctuation_score, check_rollout
 from attnlab.checkers.training import check_training_step, check_transformer_lr
 from attnlab.positional import sinusoidal_encoding
 
@@ -35,7 +37,8 @@ __all__ = [
     "NOT_WRITTEN", "CheckResult", "Mismatch", "check_attention", "check_block", "check_causal_mask",
     "check_cosine_similarity", "check_cross_attention", "check_feed_forward", "check_generation", "check_layer_norm",
     "check_merge_heads", "check_multi_head", "check_multi_head_torch", "check_padding_mask",
-    "check_positional_encoding", "check_rnn_forward", "check_sampling", "check_softmax", "check_split_heads",
-    "check_training_step", "check_transformer_lr",
+    "check_positional_encoding", "check_punctuation_score", "check_rnn_forward", "check_rollout",
+    "check_sampling", "check_softmax", "check_split_heads",
+    "check_training_step", "check_transformer_lr", "check_cache_step", "check_sliding_window_mask",
     "multi_head_attention_np", "sinusoidal_encoding",
 ]
