@@ -10,7 +10,7 @@ It never shows a traceback from inside the checker: if your function raises, you
 which case and what it raised. The returned :class:`CheckResult` is truthy when all passed.
 
 One module per topic: ``basics`` (chapters 1–4), ``heads`` (5), ``block`` (6), ``decoder`` (7),
-``training`` (8), ``generation`` (9), ``pretrained`` (10), ``cost`` (11).
+``training`` (8), ``generation`` (9), ``pretrained`` (10), ``cost`` (11), ``tasks`` (12), ``pitfalls`` (13).
 """
 
 from attnlab.attention import multi_head_attention_np
@@ -29,7 +29,23 @@ from attnlab.checkers.cost import check_cache_step, check_sliding_window_mask
 from attnlab.checkers.decoder import check_cross_attention, check_padding_mask
 from attnlab.checkers.generation import check_generation, check_sampling
 from attnlab.checkers.heads import check_merge_heads, check_multi_head_torch, check_split_heads
+from attnlab.checkers.pitfalls import (
+    check_future_leak,
+    check_mean_pool,
+    check_mha_mask,
+    check_safe_fill,
+    check_safe_softmax,
+    check_scaled_scores,
+)
 from attnlab.checkers.pretrained import check_punctuation_score, check_rollout
+from attnlab.checkers.tasks import (
+    check_confusion,
+    check_gpt2_parameters,
+    check_int8_rows,
+    check_recall_at_k,
+    check_sentence_embedding,
+    check_top_k,
+)
 from attnlab.checkers.training import check_training_step, check_transformer_lr
 from attnlab.positional import sinusoidal_encoding
 
@@ -40,5 +56,9 @@ __all__ = [
     "check_positional_encoding", "check_punctuation_score", "check_rnn_forward", "check_rollout",
     "check_sampling", "check_softmax", "check_split_heads",
     "check_training_step", "check_transformer_lr", "check_cache_step", "check_sliding_window_mask",
+    "check_future_leak", "check_mean_pool", "check_mha_mask", "check_safe_fill", "check_safe_softmax",
+    "check_scaled_scores",
+    "check_confusion", "check_gpt2_parameters", "check_int8_rows", "check_recall_at_k", "check_sentence_embedding",
+    "check_top_k",
     "multi_head_attention_np", "sinusoidal_encoding",
 ]

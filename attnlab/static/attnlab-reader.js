@@ -12,10 +12,20 @@
 
   const scrolls = (el) => ["auto", "scroll"].includes(getComputedStyle(el).overflowX) && el.scrollWidth > el.clientWidth + 1;
 
+  const boxTables = () => {
+    // pandas writes <div><style/><table class="dataframe"></div>; that div becomes the scrolling box.
+    for (const table of document.querySelectorAll(".cell_output table.dataframe")) {
+      table.parentElement.classList.add("attnlab-table-box");
+    }
+  };
+
   const update = () => {
-    // Display equations, and tables in the theme's scrolling container (a wide table on a phone).
+    boxTables();
+    // Display equations, tables in the theme's scrolling container (a wide table on a phone), and
+    // tables a code cell printed (a pandas DataFrame), in a box of their own.
     const boxes = [...document.querySelectorAll('mjx-container[display="true"]'),
-                   ...document.querySelectorAll(".pst-scrollable-table-container > table")];
+                   ...document.querySelectorAll(".pst-scrollable-table-container > table"),
+                   ...document.querySelectorAll(".cell_output .attnlab-table-box > table")];
     for (const box of boxes) {
       const scroller = [box, box.parentElement].find((el) => el && scrolls(el));
       if (box.tagName === "TABLE") {  // a wide table says it scrolls (attnlab.css): phones hide the scrollbar
