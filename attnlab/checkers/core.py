@@ -73,6 +73,15 @@ def _expect_shape(array: np.ndarray, shape: tuple, what: str) -> None:
         raise Mismatch(f"{what} should have shape {shape}, but has shape {array.shape}.")
 
 
+def _name_the_mistake(got, wrongs: dict[str, object], atol: float) -> None:
+    """Raise the hint of the first usual wrong answer that ``got`` equals (same shape, within ``atol``)."""
+    got = np.asarray(got, dtype=float)
+    for hint, wrong in wrongs.items():
+        wrong = np.asarray(wrong, dtype=float)
+        if got.shape == wrong.shape and np.allclose(got, wrong, atol=atol):
+            raise Mismatch(hint)
+
+
 def _call_explaining(fn: Callable, errors: dict[str, str], *args, **options):
     """``fn(*args, **options)``; a RuntimeError whose message contains a key of ``errors`` becomes that hint.
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from attnlab.checkers.core import CheckResult, Mismatch, _as_array, _expect_shape, _needs_function, _run
+from attnlab.checkers.core import (CheckResult, Mismatch, _as_array, _expect_shape, _name_the_mistake,
+                                   _needs_function, _run)
 
 TOKENS = ["[CLS]", "well", ",", "it", "'", "s", "fine", "...", "[SEP]"]  # punctuation: ",", "'", "..."
 
@@ -73,9 +74,7 @@ def check_punctuation_score(fn: Callable, verbose: bool | None = None) -> CheckR
             "the characters instead, not any(c.isalnum() for c in token).":
                 maps[..., [t in string.punctuation for t in TOKENS]].sum(-1).mean(-1),
         }
-        for hint, wrong in wrongs.items():
-            if got.shape == wrong.shape and np.allclose(got, wrong, atol=1e-6):
-                raise Mismatch(hint)
+        _name_the_mistake(got, wrongs, atol=1e-6)
         raise Mismatch("for each layer and head, add the weights on the punctuation keys in each query's row, then "
                        "average over all the queries.")
 
@@ -146,9 +145,7 @@ def check_rollout(fn: Callable, verbose: bool | None = None) -> CheckResult:
                 _chain(np.max(maps, axis=1), 0.5, normalise=True),
             "every layer counts: multiply all of them, not only the last one.": mixed[-1],
         }
-        for hint, wrong in wrongs.items():
-            if np.allclose(got, wrong, atol=1e-6):
-                raise Mismatch(hint)
+        _name_the_mistake(got, wrongs, atol=1e-6)
         raise Mismatch("average the heads of each layer, mix with the identity (residual·I + (1 − residual)·A), "
                        "renormalise the rows, then multiply the layers: result = layer @ result, first layer first.")
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from attnlab.checkers.core import CheckResult, Mismatch, _as_array, _expect_shape, _needs_function, _run
+from attnlab.checkers.core import (CheckResult, Mismatch, _as_array, _expect_shape, _name_the_mistake,
+                                   _needs_function, _run)
 
 
 def _hidden(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,9 +54,7 @@ def check_sentence_embedding(fn: Callable, verbose: bool | None = None) -> Check
             "(mask.sum(dim=1)), not by T.": plain_mean,
             "the mean is right, but scale each vector to length 1 at the end (F.normalize(..., dim=-1)).": unnormalised,
         }
-        for hint, wrong in wrongs.items():
-            if np.allclose(got, wrong, atol=1e-5):
-                raise Mismatch(hint)
+        _name_the_mistake(got, wrongs, atol=1e-5)
         raise Mismatch("multiply the token vectors by the mask (B, T, 1), add them up over the tokens, divide by the "
                        "number of real tokens, then normalise each row to length 1.")
 
@@ -154,9 +153,7 @@ def check_recall_at_k(fn: Callable, verbose: bool | None = None) -> CheckResult:
             "off by one: the top k are ranked[:k] (k items), not ranked[:k+1].": [_recall(RANKED, RELEVANT, k + 1) for k in ks],
             "off by one: the top k are ranked[:k] (k items), not ranked[:k-1].": [_recall(RANKED, RELEVANT, k - 1) for k in ks],
         }
-        for hint, wrong in wrongs.items():
-            if np.allclose(got, wrong, atol=1e-9):
-                raise Mismatch(hint)
+        _name_the_mistake(got, wrongs, atol=1e-9)
         k = ks[int(np.argmax(~np.isclose(got, want)))]
         raise Mismatch(f"with k={k} the recall should be {want[k - 1]:.2f}, yours is {got[k - 1]:.2f}: for each "
                        "question, 1 if any of ranked[:k] is relevant, else 0; then the mean over questions.")
