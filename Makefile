@@ -20,7 +20,7 @@ INSTALLED := $(VENV)/.attnlab-installed
 NPM_INSTALLED := node_modules/.package-lock.json
 PLOTLY_BUNDLE := node_modules/.attnlab/plotly-attnlab.min.js
 
-.PHONY: book test serve clean labs env lock
+.PHONY: book test serve room bundle wheelhouse clean labs env lock
 
 env: $(INSTALLED) $(NPM_INSTALLED) $(PLOTLY_BUNDLE)
 
@@ -57,6 +57,8 @@ $(PLOTLY_BUNDLE): $(NPM_INSTALLED) tools/plotly-bundle.js
 
 book: env
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	# The workshop kit, made from the pages just built: notebooks, slide decks, printable PDFs.
+	$(PY) -m attnlab.workshop _build/html
 
 test: book
 	$(PY) -m pytest
@@ -65,9 +67,27 @@ test: book
 labs: $(INSTALLED)
 	$(PY) -m attnlab.labs sync
 
-# Compressed (brotli/gzip) for a weak room network. To let the room connect: make serve HOST=0.0.0.0
+# Compressed (brotli/gzip) for a weak room network. To let the room connect: make room
 serve: $(INSTALLED)
 	$(PY) tools/serve.py --host $(HOST) --port $(PORT) _build/html
+
+# The book for every machine on this network: prints the addresses learners type.
+room: $(INSTALLED)
+	$(PY) tools/serve.py --host 0.0.0.0 --port $(PORT) _build/html
+
+# A room without internet: _build/bundle/attnlab-room/ and attnlab-room.tar.gz (after `make book`),
+# with every wheelhouse `make wheelhouse` made.
+bundle: $(INSTALLED)
+	$(PY) tools/bundle.py build _build/html --out _build/bundle
+
+# Wheels for a learner's local kernel, for the room's platform: manylinux_2_28_x86_64,
+# macosx_14_0_arm64 or win_amd64. A Linux CPU torch outside this workplace:
+#   make wheelhouse PLATFORM=manylinux_2_28_x86_64 TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+PLATFORM ?= manylinux_2_28_x86_64
+PYVER ?= 3.11
+wheelhouse: $(INSTALLED)
+	$(PY) tools/bundle.py wheelhouse --platform $(PLATFORM) --python-version $(PYVER) \
+		--torch-version $(TORCH_VERSION) --torch-pip-args="$(TORCH_PIP_ARGS)"
 
 clean:
 	rm -rf _build

@@ -33,6 +33,9 @@ STATIC = Path(__file__).parent / "static"
 NPM_ASSETS = [
     ("mathjax/es5", "mathjax", ()),
     ("@jupyter-widgets/html-manager/dist", "html-manager", ("*.map", "*.d.ts")),
+    # The slide decks of the workshop kit (attnlab.workshop.slides): reveal.js and its speaker notes.
+    ("reveal.js/dist", "reveal.js/dist", ("*.map", "*.esm.js")),
+    ("reveal.js/plugin/notes", "reveal.js/plugin/notes", ("*.esm.js",)),
 ]
 # onnxruntime-web's WebAssembly-only build: the loader, its module and the (SIMD, threaded) runtime.
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")

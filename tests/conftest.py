@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+from attnlab.workshop.chromium import CHROMIUM_FLAGS, find_chromium  # noqa: F401 (benchmarks import both from here)
 
 # Tests never reach for the Hugging Face hub: hub code paths are tested on models saved locally.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -61,18 +62,14 @@ SITE = Path(os.environ.get("ATTNLAB_SITE", ROOT / "_build" / "html"))  # another
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 #: The widths every page is checked at: a phone, a tablet, a laptop.
 VIEWPORTS = {"phone": (390, 844), "tablet": (800, 1000), "desktop": (1280, 900)}
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]
 
 
 def chromium_path() -> str:
     """Debian's chromium (Playwright's own browser download cannot work offline)."""
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    pytest.fail("Chromium not found: install Debian's `chromium` package (.ci/run does) or set CHROMIUM=/path")
+    path = find_chromium()
+    if path is None:
+        pytest.fail("Chromium not found: install Debian's `chromium` package (.ci/run does) or set CHROMIUM=/path")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from torch import nn
 from attnlab import checkers, figures_heads, heads
 from attnlab.blocks import MultiHeadAttention, load_from_torch_mha
 from attnlab.errors import InputError
+from attnlab.workshop import mistakes
 from tests.conftest import ROOT
 
 SENTENCE = "The cat sat on the mat because it was tired."
@@ -233,30 +234,9 @@ def test_cost_chart_stacks_the_measured_flops():
 # ------------------------------------------------------------------ checkers
 
 
-def good_split(x, n_heads):
-    B, T, C = x.shape
-    return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)
-
-
-def good_merge(x):
-    B, H, T, D = x.shape
-    return x.transpose(1, 2).reshape(B, T, H * D)
-
-
-def view_merge(x):
-    B, H, T, D = x.shape
-    return x.transpose(1, 2).view(B, T, H * D)
-
-
-def make_mha(split=good_split, merge=good_merge, scale=None, project=True, softmax_dim=-1, transposed=()):
-    def fn(x, w_q, w_k, w_v, w_o, n_heads):
-        w_q, w_k, w_v, w_o = (w.T if name in transposed else w
-                              for w, name in zip((w_q, w_k, w_v, w_o), ("w_q", "w_k", "w_v", "w_o")))
-        q, k, v = (split(x @ w, n_heads) for w in (w_q, w_k, w_v))
-        d = q.shape[-1] if scale is None else scale(x, q)
-        merged = merge(torch.softmax(q @ k.transpose(-2, -1) / d ** 0.5, dim=softmax_dim) @ v)
-        return merged @ w_o if project else merged
-    return fn
+# The right and wrong answers live in the instructors' catalog of mistakes: one source for both.
+good_split, good_merge, view_merge = mistakes.split_heads, mistakes.merge_heads, mistakes.merge_with_view
+make_mha = mistakes.torch_heads
 
 
 def _verdict(result):

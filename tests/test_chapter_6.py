@@ -12,6 +12,7 @@ from attnlab import checkers, norm_study, render
 from attnlab.blocks import MultiHeadAttention, TransformerBlock, load_from_torch_mha
 from attnlab.errors import InputError
 from attnlab.figures_block import residual_stream
+from attnlab.workshop import mistakes
 from tests.conftest import ROOT
 
 EVIL = "<script>alert(1)</script>"
@@ -226,12 +227,7 @@ def right_layer_norm(x, gain, bias, eps=1e-5):
     return gain * (x - mean) / torch.sqrt(var + eps) + bias
 
 
-def right_block(x, attention, ffn, norm1, norm2, norm_first):
-    if norm_first:
-        x = x + attention(norm1(x))
-        return x + ffn(norm2(x))
-    x = norm1(x + attention(x))
-    return norm2(x + ffn(x))
+right_block = mistakes.right_block  # the catalog of wrong answers builds on it too
 
 
 def not_written(*args, **kwargs):
@@ -302,22 +298,8 @@ def test_check_feed_forward_accepts_the_right_answer_and_names_each_mistake():
 def test_check_block_accepts_the_right_answer_and_names_each_mistake():
     assert checkers.check_block(right_block, verbose=False)
 
-    def no_residual(x, a, f, n1, n2, norm_first):
-        return f(n2(a(n1(x)))) if norm_first else n2(f(n1(a(x))))
-
-    def swapped(x, a, f, n1, n2, norm_first):
-        return right_block(x, a, f, n1, n2, not norm_first)
-
-    def normalised_stream(x, a, f, n1, n2, norm_first):
-        if not norm_first:
-            return right_block(x, a, f, n1, n2, False)
-        x = n1(x)
-        x = x + a(x)
-        x = n2(x)
-        return x + f(x)
-
-    def norms_swapped(x, a, f, n1, n2, norm_first):
-        return right_block(x, a, f, n1, n2, norm_first) if norm_first else right_block(x, a, f, n2, n1, False)
+    no_residual, swapped = mistakes.block_no_residual, mistakes.block_pre_post_swapped
+    normalised_stream, norms_swapped = mistakes.block_normalised_stream, mistakes.block_norms_swapped
 
     assert "residual connections are missing" in _hint(checkers.check_block(no_residual, verbose=False))
     assert "this is pre-LN" in _hint(checkers.check_block(swapped, verbose=False))

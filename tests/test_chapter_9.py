@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from attnlab.checkers import check_generation, check_sampling
 from attnlab.errors import InputError
+from attnlab.workshop import mistakes
 from attnlab.figure_layout import LEGEND_BELOW
 from attnlab.figures import HEAD_COLOURS
 from attnlab.figures_gpt import (INDUCTION_HEAD, SUDDEN_SHARE, binned, find_phase_change, loss_bump,
@@ -207,26 +207,10 @@ def test_chapter_sampling_matches_the_package():
 # ------------------------------------------------------------------ checkers
 
 
-def good_sampling(logits, temperature=1.0, top_k=None):
-    if temperature == 0:
-        return F.one_hot(logits.argmax(-1), logits.size(-1)).float()
-    logits = logits / temperature
-    if top_k is not None:
-        logits = logits.masked_fill(logits < torch.topk(logits, top_k).values[:, -1:], float("-inf"))
-    return torch.softmax(logits, dim=-1)
-
-
-def divide_after(logits, temperature=1.0, top_k=None):
-    return good_sampling(logits, 0) if temperature == 0 else torch.softmax(logits, -1) / temperature
-
-
-def keep_k_minus_1(logits, temperature=1.0, top_k=None):
-    if temperature == 0:
-        return good_sampling(logits, 0)
-    logits = logits / temperature
-    if top_k is not None:
-        logits = logits.masked_fill(logits <= torch.topk(logits, top_k).values[:, -1:], float("-inf"))
-    return torch.softmax(logits, -1)
+# The right answer and most wrong ones live in the instructors' catalog of mistakes: one source for both.
+good_sampling, divide_after = mistakes.right_sampling, mistakes.sampling_divides_probabilities
+keep_k_minus_1, no_renormalising = mistakes.sampling_strictly_greater, mistakes.sampling_not_renormalised
+no_greedy = mistakes.sampling_no_greedy_case
 
 
 def keep_k_plus_1(logits, temperature=1.0, top_k=None):
@@ -237,22 +221,6 @@ def keep_k_plus_1(logits, temperature=1.0, top_k=None):
         kth = torch.sort(logits, descending=True).values[:, top_k:top_k + 1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     return torch.softmax(logits, -1)
-
-
-def no_renormalising(logits, temperature=1.0, top_k=None):
-    if temperature == 0:
-        return good_sampling(logits, 0)
-    probs = torch.softmax(logits / temperature, -1)
-    if top_k is not None:
-        probs = probs.masked_fill(probs < torch.topk(probs, top_k).values[:, -1:], 0.0)
-    return probs
-
-
-def no_greedy(logits, temperature=1.0, top_k=None):
-    logits = logits / temperature
-    if top_k is not None:
-        logits = logits.masked_fill(logits < torch.topk(logits, top_k).values[:, -1:], float("-inf"))
-    return torch.softmax(logits, dim=-1)
 
 
 @pytest.mark.parametrize("wrong, words", [

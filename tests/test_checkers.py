@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from attnlab import checkers
+from attnlab.workshop import mistakes
+from attnlab.workshop.mistakes import MISTAKES
 
 
 def good_softmax(x):
@@ -39,111 +41,106 @@ def test_correct_implementations_pass(capsys):
     assert printed.count("✓") == 5 and "Traceback" not in printed
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda x: np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True), "Subtract each row's max"),
-    (lambda x: np.exp(x) / np.exp(x).sum(axis=0, keepdims=True), "ROW"),
-    (lambda x: x / x.sum(axis=-1, keepdims=True), "take exp() first"),
-    (lambda x: np.exp(x - x.max()) / np.exp(x - x.max()).sum(), "sum to 1"),
-])
+# The wrong answers live in the instructors' catalog (attnlab.workshop.mistakes), one source for both.
+def _named(checker, hints):
+    """The catalog's mistakes for ``checker`` beside the words each diagnosis must contain, in catalog order."""
+    assert len(MISTAKES[checker]) == len(hints), f"one expected hint per catalogued mistake of {checker}"
+    return [pytest.param(mistake.answer, *hint if isinstance(hint, tuple) else (hint,), id=mistake.what)
+            for mistake, hint in zip(MISTAKES[checker], hints)]
+
+
+@pytest.mark.parametrize("wrong, hint", _named("check_softmax", [
+    "Subtract each row's max", "ROW", "take exp() first", "sum to 1",
+    "Write keepdims=True in both", "Write keepdims=True in both", "Subtract each row's max (axis=-1, keepdims=True)"]))
 def test_softmax_mistakes_are_named(wrong, hint):
     passed, _, message = _verdict(checkers.check_softmax, wrong)
     assert not passed and hint in message
 
 
-def unscaled(q, k, v, mask=None):
-    weights = good_softmax(q @ np.swapaxes(k, -1, -2))
-    return weights @ v, weights
-
-
-def wrong_axis(q, k, v, mask=None):
-    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
-    e = np.exp(scores - scores.max(axis=-2, keepdims=True))
-    weights = e / e.sum(axis=-2, keepdims=True)
-    return weights @ v, weights
-
-
-def mask_after_softmax(q, k, v, mask=None):
-    _, weights = good_attention(q, k, v)
-    if mask is not None:
-        weights = np.where(mask, weights, 0.0)
-    return weights @ v, weights
-
-
-def unstable(q, k, v, mask=None):
-    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    e = np.exp(scores)
-    weights = e / e.sum(axis=-1, keepdims=True)
-    return weights @ v, weights
-
-
-def transposes_whole_k(q, k, v, mask=None):
-    scores = q @ k.T / np.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    weights = good_softmax(scores)
-    return weights @ v, weights
-
-
-@pytest.mark.parametrize("wrong, case, hint", [
-    (unscaled, "scaled by √d_k", "divide the scores by √d_k"),
-    (wrong_axis, "rows sum to 1", "over the keys"),
-    (mask_after_softmax, "masking", "applied after the softmax"),
-    (unstable, "large inputs", "stable softmax"),
-    (transposes_whole_k, "batched inputs", "swapaxes"),
-    (lambda q, k, v, mask=None: good_attention(q, k, v, mask)[0], "shapes", "(output, weights)"),
-])
+@pytest.mark.parametrize("wrong, case, hint", _named("check_attention", [
+    ("scaled by √d_k", "divide the scores by √d_k"),
+    ("rows sum to 1", "over the keys"),
+    ("masking", "applied after the softmax"),
+    ("large inputs", "stable softmax"),
+    ("batched inputs", "swapaxes"),
+    ("shapes", "(output, weights)"),
+    ("scaled by √d_k", "divided by d_k (8), not by its square root"),
+    ("scaled by √d_k", "divided by √d_v, the width of v (3)"),
+    ("masking", "your mask is inverted"),
+    ("masking", "mask * scores sets the blocked scores to 0"),
+]))
 def test_attention_mistakes_are_named(wrong, case, hint):
     passed, failed_case, message = _verdict(checkers.check_attention, wrong)
     assert not passed and failed_case == case and hint in message, (failed_case, message)
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda n: np.triu(np.ones((n, n), dtype=bool)), "FUTURE"),
-    (lambda n: ~np.tril(np.ones((n, n), dtype=bool)), "inverted"),
-    (lambda n: np.tril(np.ones((n, n), dtype=bool), k=-1), "attend to itself"),
-])
+@pytest.mark.parametrize("wrong, hint", _named("check_causal_mask", ["FUTURE", "inverted", "attend to itself"]))
 def test_causal_mask_mistakes_are_named(wrong, hint):
     passed, _, message = _verdict(checkers.check_causal_mask, wrong)
     assert not passed and hint in message
 
 
-def _heads(merge_badly=False, skip_output=False, single_head=False):
-    def fn(x, w_q, w_k, w_v, w_o, n_heads):
-        n_heads = 1 if single_head else n_heads
-        length, d = x.shape
-        split = lambda m: m.reshape(length, n_heads, d // n_heads).transpose(1, 0, 2)  # noqa: E731
-        out, _ = good_attention(split(x @ w_q), split(x @ w_k), split(x @ w_v))
-        merged = out.reshape(length, d) if merge_badly else out.transpose(1, 0, 2).reshape(length, d)
-        return merged if skip_output else merged @ w_o
-    return fn
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (_heads(merge_badly=True), "merged in the wrong order"),
-    (_heads(skip_output=True), "output projection is missing"),
-    (_heads(single_head=True), "single-head"),
-])
+@pytest.mark.parametrize("wrong, hint", _named("check_multi_head", [
+    "merged in the wrong order", "output projection is missing", "single-head"]))
 def test_multi_head_mistakes_are_named(wrong, hint):
     passed, _, message = _verdict(checkers.check_multi_head, wrong)
     assert not passed and hint in message, message
 
 
 def test_positional_encoding_mistakes_are_named():
-    def swapped(n, d):
-        table = checkers.sinusoidal_encoding(n, d)
-        table[:, 0::2], table[:, 1::2] = table[:, 1::2].copy(), table[:, 0::2].copy()
-        return table
+    assert "swapped" in _verdict(checkers.check_positional_encoding, mistakes.sin_cos_swapped)[2]
+    assert "frequencies" in _verdict(checkers.check_positional_encoding, mistakes.frequencies_over_i)[2]
+    assert "position 0 should be" in _verdict(checkers.check_positional_encoding, mistakes.positions_from_one)[2]
+    assert "all the sines first" in _verdict(checkers.check_positional_encoding, mistakes.sines_then_cosines)[2]
 
-    def wrong_frequencies(n, d):
-        pos, i = np.arange(n)[:, None], np.arange(d // 2)[None, :]
-        table = np.zeros((n, d))
-        table[:, 0::2], table[:, 1::2] = np.sin(pos / 10000 ** (i / d)), np.cos(pos / 10000 ** (i / d))
-        return table
 
-    assert "swapped" in _verdict(checkers.check_positional_encoding, swapped)[2]
-    assert "frequencies" in _verdict(checkers.check_positional_encoding, wrong_frequencies)[2]
+def test_the_course_interleaves_sines_and_cosines():
+    """The concatenation hint says the course interleaves: true of attnlab.positional, which chapter 3 uses."""
+    table = checkers.sinusoidal_encoding(6, 8)
+    angles = np.arange(6)[:, None] / 10000 ** (np.arange(0, 8, 2)[None, :] / 8)
+    assert np.allclose(table[:, 0::2], np.sin(angles)) and np.allclose(table[:, 1::2], np.cos(angles))
+    assert not np.allclose(table, mistakes.sines_then_cosines(6, 8))
+
+
+def test_a_forgotten_keepdims_is_named_not_a_numpy_error():
+    def attention_without_keepdims(q, k, v, mask=None):
+        scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights = e / e.sum(axis=-1)
+        return weights @ v, weights
+
+    passed, case, hint = _verdict(checkers.check_softmax, mistakes.softmax_sum_no_keepdims)
+    assert (passed, case) == (False, "shape is kept") and "raised" not in hint
+    assert "(3, 5) with (3,)" in hint and "keepdims=True" in hint and "shape (3, 1)" in hint
+    passed, case, hint = _verdict(checkers.check_attention, attention_without_keepdims)
+    assert (passed, case) == (False, "shapes") and "(4, 6) with (4,)" in hint and "keepdims=True" in hint
+    # Another broadcasting error is not blamed on keepdims: NumPy's own words are shown.
+    hint = _verdict(checkers.check_softmax, lambda x: x + np.ones(7))[2]
+    assert hint.startswith("your function raised ValueError") and "keepdims" not in hint
+
+
+def test_the_global_max_hint_tells_it_from_no_max_at_all():
+    assert "not the matrix's" in _verdict(checkers.check_softmax, mistakes.softmax_global_max)[2]
+    no_max = _verdict(checkers.check_softmax, lambda x: np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True))[2]
+    assert "exp(1000) overflows" in no_max and "matrix's" not in no_max
+
+
+def test_the_warmup_power_hint_is_true():
+    """With warmup ** -0.5 the schedule peaks near warmup^(1/3), as the hint says; with ** -1.5 at warmup."""
+    hint = _verdict(checkers.check_transformer_lr, lambda s, d, w: d ** -0.5 * min(s ** -0.5, s * w ** -0.5))[2]
+    assert "meet at step warmup^(1/3) ≈ 16, not at step = warmup = 4000" in hint and "warmup ** -1.5" in hint
+    steps = np.arange(1, 10_001)
+    for power, peak in ((-0.5, 16), (-1.5, 4000)):
+        rates = [512 ** -0.5 * min(s ** -0.5, s * 4000 ** power) for s in steps]
+        assert steps[int(np.argmax(rates))] == peak
+    # Another power (or no warmup term at all) gets the general hint, without the number for -0.5.
+    hint = _verdict(checkers.check_transformer_lr, lambda s, d, w: d ** -0.5 * s ** -0.5)[2]
+    assert "smaller term of min() until step = warmup" in hint and "≈ 16" not in hint
+
+
+def test_a_shape_hint_says_whose_shape():
+    hint = _verdict(checkers.check_rnn_forward, mistakes.rnn_last_state_only)[2]
+    assert hint.endswith("should have shape (5, 4), but yours has shape (4,).")
 
 
 def test_a_crashing_function_gets_a_message_not_a_traceback(capsys):

@@ -1,6 +1,7 @@
 """Serve the built book to a room: compressed files, from this machine, no internet needed.
 
-Usage: .venv/bin/python tools/serve.py [--host 0.0.0.0] [--port 8000] [SITE]   (`make serve` runs it)
+Usage: .venv/bin/python tools/serve.py [--host 0.0.0.0] [--port 8000] [SITE]
+       (`make serve` runs it for this machine, `make room` for the room: it prints the addresses learners type)
 
 A page of the book is 3-6 MB as files but about a fifth of that compressed. Over a weak
 room network that is the difference between a page in one second and a page in ten. So
@@ -21,6 +22,9 @@ from whitenoise import WhiteNoise
 from whitenoise.compress import Compressor
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tools.room_server import listen, room_message  # noqa: E402  (the bundle's server: addresses, messages)
+
 SITE = ROOT / "_build" / "html"
 COMPRESSED = (".gz", ".br")
 # The in-browser models' weights (float16) shrink by 8 % under gzip, after minutes of brotli: sent as they are.
@@ -62,15 +66,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
     if not (args.site / "index.html").is_file():
-        sys.exit(f"Nothing built in {args.site}: run 'make book' first.")
+        sys.exit(f"Nothing built in {args.site}: run `make book` first.")
     import waitress
 
+    # bound before the (maybe long) compression, so that a port in use is said at once
+    server = listen(lambda: waitress.create_server(book_app(args.site), host=args.host, port=args.port, threads=8,
+                                                   ident="attnlab"), args.host, args.port)
     changed = compress_site(args.site)
     print(f"Compressed {changed} changed files (brotli and gzip) in {args.site}.")
-    print(f"Serving the book at http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    if args.host == "0.0.0.0":
-        print("Learners in the room open http://<this machine's address>:" f"{args.port}/")
-    waitress.serve(book_app(args.site), host=args.host, port=args.port, threads=8, ident="attnlab")
+    print(room_message(args.host, args.port), flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        print("Stopped.")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,34 @@ from collections.abc import Callable
 import numpy as np
 
 from attnlab.attention import causal_mask_np, multi_head_attention_np, scaled_dot_product_attention_np, softmax
-from attnlab.checkers.core import NOTHING_RETURNED, CheckResult, Mismatch, _as_array, _expect_shape, _needs_function, _run
+from attnlab.checkers.core import (
+    NOTHING_RETURNED,
+    CheckResult,
+    Mismatch,
+    _as_array,
+    _call_explaining,
+    _expect_shape,
+    _needs_function,
+    _name_the_mistake,
+    _run,
+)
 from attnlab.positional import sinusoidal_encoding
 
 
 # ---------------------------------------------------------------- softmax
+
+
+def _no_keepdims(shape: tuple) -> dict[str, str]:
+    """NumPy's broadcasting error, for scores of ``shape``, as the hint about the forgotten ``keepdims=True``."""
+    whole, per_row = (str(tuple(dims)).replace(" ", "") for dims in (shape, shape[:-1]))  # as NumPy prints them
+    hint = (
+        f"NumPy could not line up {shape} with {shape[:-1]}: x.max(axis=-1) and e.sum(axis=-1) drop the last axis, "
+        f"and NumPy lines up what is left with the columns, not the rows. Write keepdims=True in both, "
+        f"x.max(axis=-1, keepdims=True) and e.sum(axis=-1, keepdims=True): shape {shape[:-1] + (1,)}, "
+        "one value beside each row.")
+    # Only this pair of shapes: another broadcasting error (a mask of the wrong shape) is not about keepdims.
+    return {f"{whole} {per_row}": hint, f"{per_row} {whole}": hint}
+
 
 
 def check_softmax(fn: Callable[[np.ndarray], np.ndarray], verbose: bool | None = None) -> CheckResult:
@@ -20,31 +43,40 @@ def check_softmax(fn: Callable[[np.ndarray], np.ndarray], verbose: bool | None =
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(3, 5))
 
+    def call(x):
+        return _as_array(_call_explaining(fn, _no_keepdims(x.shape), x), "The output")
+
     def shape():
-        _expect_shape(_as_array(fn(scores), "The output"), scores.shape, "The output")
+        _expect_shape(call(scores), scores.shape, "The output")
 
     def rows():
-        out = _as_array(fn(scores), "The output")
+        out = call(scores)
         if np.allclose(out.sum(axis=0), 1) and not np.allclose(out.sum(axis=-1), 1):
             raise Mismatch("your columns sum to 1, but each ROW should: normalise along the last axis (axis=-1).")
         if not np.allclose(out.sum(axis=-1), 1):
             raise Mismatch("each row should sum to 1. Divide the exponentials by their sum along axis=-1, keepdims=True.")
 
     def positive_for_negative_scores():
-        out = _as_array(fn(np.array([[-2.0, 0.0, 1.0]])), "The output")
+        out = call(np.array([[-2.0, 0.0, 1.0]]))
         if np.any(out <= 0):
             raise Mismatch("with negative scores some outputs are ≤ 0. Dividing scores by their sum is not a softmax: "
                            "take exp() first, so every weight is positive.")
 
     def values():
-        out = _as_array(fn(scores), "The output")
+        out = call(scores)
         if not np.allclose(out, softmax(scores), atol=1e-6):
             raise Mismatch("the values differ from exp(x) / sum(exp(x)) along each row.")
 
     def stable():
         big = np.array([[1000.0, 1001.0, 1002.0], [-1000.0, -1000.0, -999.0]])
         with np.errstate(all="ignore"):
-            out = _as_array(fn(big), "The output")
+            out = call(big)
+        # Row 0 holds the matrix's largest score: right there but nan in row 1 = a max that is not each row's own.
+        if np.all(np.isfinite(out[0])) and np.allclose(out[0], softmax(big)[0], atol=1e-6) \
+                and not np.all(np.isfinite(out[1])):
+            raise Mismatch("the second row, far below the first, comes out as nan: the max you subtract is not that "
+                           "row's own (x.max() takes the whole matrix's), so exp() underflows to 0 in that row and "
+                           "you divide 0 by 0. Subtract each row's max (axis=-1, keepdims=True), not the matrix's.")
         if not np.all(np.isfinite(out)):
             raise Mismatch("large scores like 1000 give inf or nan: exp(1000) overflows. Subtract each row's max "
                            "before exp(); the result is mathematically the same.")
@@ -60,7 +92,8 @@ def check_softmax(fn: Callable[[np.ndarray], np.ndarray], verbose: bool | None =
 
 
 def _call_attention(fn, q, k, v, mask=None):
-    result = fn(q, k, v) if mask is None else fn(q, k, v, mask)
+    scores_shape = q.shape[:-1] + k.shape[-2:-1]  # the learner's softmax runs on an array of this shape
+    result = _call_explaining(fn, _no_keepdims(scores_shape), q, k, v, *(() if mask is None else (mask,)))
     if result is None:
         raise Mismatch(NOTHING_RETURNED)
     if isinstance(result, tuple) and len(result) == 2:
@@ -99,6 +132,13 @@ def check_attention(fn: Callable, verbose: bool | None = None) -> CheckResult:
         if np.allclose(weights, unscaled, atol=1e-6):
             raise Mismatch("the weights are softmax(q kᵀ) without scaling: divide the scores by √d_k "
                            "(here √8) before the softmax.")
+        d_k, d_v = q.shape[-1], v.shape[-1]
+        _name_the_mistake(weights, {
+            f"the scores are divided by d_k ({d_k}), not by its square root: divide by √d_k, "
+            "np.sqrt(q.shape[-1]), so that they keep a spread of about 1.": softmax(q @ k.T / d_k),
+            f"the scores are divided by √d_v, the width of v ({d_v}): the scale is √d_k, the width of q and k "
+            f"(here √{d_k}), np.sqrt(q.shape[-1]).": softmax(q @ k.T / np.sqrt(d_v)),
+        }, atol=1e-6)
         if not np.allclose(weights, expected_w, atol=1e-6):
             raise Mismatch("the weights differ from softmax(q kᵀ / √d_k).")
         if not np.allclose(out, expected_out, atol=1e-6):
@@ -110,6 +150,16 @@ def check_attention(fn: Callable, verbose: bool | None = None) -> CheckResult:
         if np.allclose(weights[~mask], 0, atol=1e-9) and not np.allclose(weights.sum(axis=-1), 1):
             raise Mismatch("masked weights are 0 but the rows no longer sum to 1: the mask was applied after the "
                            "softmax. Set masked scores to -inf BEFORE the softmax.")
+        partly = (~mask).any(axis=-1)  # rows with a key to block: a row of all True tells nothing here
+        if np.allclose(weights[partly][mask[partly]], 0, atol=1e-9) \
+                and np.allclose(weights[partly].sum(axis=-1), 1):
+            raise Mismatch("your mask is inverted: the weights are 0 exactly where the mask is True. Here True "
+                           "means 'may attend' (as in PyTorch's scaled_dot_product_attention; nn.MultiheadAttention "
+                           "uses the opposite): np.where(mask, scores, -np.inf).")
+        scores = q @ k.T / np.sqrt(q.shape[-1])
+        if np.allclose(weights, softmax(scores * mask), atol=1e-6):
+            raise Mismatch("mask * scores sets the blocked scores to 0, not to -inf: 0 is an ordinary score, so the "
+                           "blocked keys still get weight. Replace them with -inf: np.where(mask, scores, -np.inf).")
         if not np.allclose(weights, want_w, atol=1e-6):
             raise Mismatch("with a mask, weights where mask is False must be exactly 0 and each row must still "
                            "sum to 1: set those scores to -inf before the softmax (np.where(mask, scores, -np.inf)).")
@@ -230,6 +280,11 @@ def check_positional_encoding(fn: Callable[[int, int], np.ndarray], verbose: boo
         swapped[:, 0::2], swapped[:, 1::2] = want[:, 1::2], want[:, 0::2]
         if np.allclose(got, swapped, atol=1e-6):
             raise Mismatch("sine and cosine are swapped: even columns (2i) take sin, odd columns (2i+1) take cos.")
+        if np.allclose(got, np.concatenate([want[:, 0::2], want[:, 1::2]], axis=1), atol=1e-6):
+            raise Mismatch("your table has all the sines first, then all the cosines (concatenated). That layout "
+                           "would work in a model too, but this course follows the 2017 paper and interleaves them: "
+                           "column 2i takes the sine and column 2i+1 the cosine of the same angle, "
+                           "encoding[:, 0::2] = np.sin(angles) and encoding[:, 1::2] = np.cos(angles).")
         if not np.allclose(got[0, 0::2], 0) or not np.allclose(got[0, 1::2], 1):
             raise Mismatch("position 0 should be (0, 1, 0, 1, ...): sin(0) = 0 and cos(0) = 1.")
         raise Mismatch("the frequencies differ: column pair i uses pos / 10000^(2i / d_model), "

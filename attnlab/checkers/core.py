@@ -70,7 +70,7 @@ def _as_array(value, what: str) -> np.ndarray:
 
 def _expect_shape(array: np.ndarray, shape: tuple, what: str) -> None:
     if array.shape != shape:
-        raise Mismatch(f"{what} should have shape {shape}, but has shape {array.shape}.")
+        raise Mismatch(f"{what} should have shape {shape}, but yours has shape {array.shape}.")
 
 
 def _name_the_mistake(got, wrongs: dict[str, object], atol: float) -> None:
@@ -83,16 +83,17 @@ def _name_the_mistake(got, wrongs: dict[str, object], atol: float) -> None:
 
 
 def _call_explaining(fn: Callable, errors: dict[str, str], *args, **options):
-    """``fn(*args, **options)``; a RuntimeError whose message contains a key of ``errors`` becomes that hint.
+    """``fn(*args, **options)``; an error whose message contains a key of ``errors`` becomes that hint.
 
-    PyTorch's own messages for the usual slips (a ``.view`` after a transpose, a forgotten
-    ``keepdim=True``) say what broke, not which line of the learner's code to change.
+    PyTorch's RuntimeErrors and NumPy's ValueErrors for the usual slips (a ``.view`` after a
+    transpose, a forgotten ``keepdim=True`` or ``keepdims=True``) say what broke, not which line
+    of the learner's code to change.
     """
     try:
         return fn(*args, **options)
     except NotImplementedError:
         raise
-    except RuntimeError as error:
+    except (RuntimeError, ValueError) as error:
         for fragment, hint in errors.items():
             if fragment in str(error):
                 raise Mismatch(hint) from None

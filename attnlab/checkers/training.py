@@ -142,8 +142,15 @@ def check_transformer_lr(fn: Callable, verbose: bool | None = None) -> CheckResu
         got, want = number(100), transformer_2017_lr(100, d_model, warmup)
         if close(got, d_model ** -0.5 * 100 ** -0.5):  # the decay already while warming up
             if close(number(8000), transformer_2017_lr(8000, d_model, warmup)):
-                raise Mismatch("the warmup term is step · warmup^-1.5 (warmup ** -1.5): with another power it "
-                               "never becomes the smaller term, and the rate starts at its largest.")
+                # step · w^p = step^-0.5 at step = w^(-p / 1.5): w^(1/3) for p = -0.5, w itself only for p = -1.5
+                if close(number(1), d_model ** -0.5 * warmup ** -0.5):
+                    raise Mismatch(f"with warmup ** -0.5 the two terms of min() meet at step warmup^(1/3) "
+                                   f"≈ {warmup ** (1 / 3):.0f}, not at step = warmup = {warmup}: the warmup is over "
+                                   "almost at once. The warmup term is step · warmup^-1.5 (warmup ** -1.5), which "
+                                   "meets step^-0.5 exactly at step = warmup.")
+                raise Mismatch("at step 100 you already return the decay step^-0.5: the warmup term, "
+                               "step · warmup^-1.5 (warmup ** -1.5), must be the smaller term of min() until "
+                               "step = warmup; yours gives way much earlier, or is missing.")
             raise Mismatch("at step 100 you return the decay (step^-0.5): take the min of the two terms, "
                            "not the max, so that the rate first grows.")
         if close(got, 100 * warmup ** -1.5):
