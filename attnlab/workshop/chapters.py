@@ -66,6 +66,11 @@ WORD = re.compile(r"[^\W_](?:[\w'’-]*\w)?")
 FIGURE_MODULE = re.compile(r"attnlab\.(figures\w*|static_explorer)$")
 
 
+def source_files(root: Path) -> list[Path]:
+    """Every file chapter_facts may read: the chapters book/NN-*.md and the labs notebooks/*-lab.ipynb."""
+    return sorted([*(root / "book").glob("[0-9][0-9]-*.md"), *(root / "notebooks").glob("*-lab.ipynb")])
+
+
 def chapter_facts(root: Path) -> list[Chapter]:
     """Every chapter book/NN-*.md of the course under `root`, in number order, with its lab's exercises."""
     root = Path(root)

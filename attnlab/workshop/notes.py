@@ -23,14 +23,9 @@ from docutils.statemachine import StringList
 from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
-from attnlab.workshop.chapters import Chapter, chapter_facts
+from attnlab.workshop.chapters import Chapter, chapter_facts, source_files
 
 _FACTS_CACHE: dict[tuple, list[Chapter]] = {}
-
-
-def source_files(root: Path) -> list[Path]:
-    """Every file chapter_facts may read: the chapters book/NN-*.md and the labs notebooks/*-lab.ipynb."""
-    return sorted([*(root / "book").glob("[0-9][0-9]-*.md"), *(root / "notebooks").glob("*-lab.ipynb")])
 
 
 def facts(root: Path) -> list[Chapter]:

@@ -26,7 +26,7 @@ from docutils import nodes
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from attnlab.workshop.chapters import Chapter, Exercise, Section, chapter_facts
+from attnlab.workshop.chapters import Chapter, Exercise, Section, chapter_facts, source_files
 
 PLANS_FILE = "book/teach/plans.yml"
 STEP = 5  # minutes: plans are counted in 5-minute steps
@@ -279,8 +279,7 @@ class SessionPlanDirective(SphinxDirective):
         root = Path(self.env.srcdir)
         # Every file a plan may read, before reading any: a plan that fails to build must be
         # rebuilt when the chapter that broke it is fixed, and a chapter a plan starts to use counts too.
-        for path in [root / PLANS_FILE, *sorted(root.glob("book/[0-9][0-9]-*.md")),
-                     *sorted(root.glob("notebooks/*-lab.ipynb"))]:
+        for path in [root / PLANS_FILE, *source_files(root)]:
             self.env.note_dependency(str(path))
         try:
             plan = schedule(self.arguments[0], chapter_facts(root), root)

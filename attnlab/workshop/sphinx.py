@@ -10,9 +10,8 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.osutil import relative_uri
 
-from attnlab.workshop.chapters import chapter_facts
+from attnlab.workshop.chapters import chapter_facts, source_files
 from attnlab.workshop.notebooks import has_exercises
-from attnlab.workshop.notes import source_files
 from attnlab.workshop.printing import OUT_DIR, PAPERS, PRINTABLES
 
 #: How the Teach page names each printable of printing.PRINTABLES (a new one shows under its file name).
